@@ -1,0 +1,23 @@
+"""Model-level editing bricks: schemas, the registry that runs them, and the image store."""
+
+from .context import BrickContext
+from .errors import BrickFailed, InvalidInput, LegoEditError, SchemaError, UnknownTool
+from .registry import Brick, Registry
+from .settings import Settings
+from .spec import BrickSpec
+from .store import ImageStore, StoredImage
+
+__all__ = [
+    "Brick",
+    "BrickContext",
+    "BrickFailed",
+    "BrickSpec",
+    "ImageStore",
+    "InvalidInput",
+    "LegoEditError",
+    "Registry",
+    "SchemaError",
+    "Settings",
+    "StoredImage",
+    "UnknownTool",
+]

@@ -1,0 +1,36 @@
+"""What a running brick may use besides its inputs: progress reports and cooperative cancellation.
+
+A brick that takes more than a moment declares a `ctx` parameter and calls `ctx.progress(...)`
+and `ctx.check_cancelled()` between iterations. Bricks run in a worker thread, so both hop back
+to the event loop; outside the server (scripts, tests) the plain `BrickContext` does nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import anyio.from_thread
+
+ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
+
+
+class BrickContext:
+    def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
+        """Report `done` out of `total` units of work."""
+
+    def check_cancelled(self) -> None:
+        """Raise the cancellation exception if the call was cancelled."""
+
+
+class WorkerContext(BrickContext):
+    """The context of a brick running in an anyio worker thread."""
+
+    def __init__(self, on_progress: ProgressCallback | None = None):
+        self._on_progress = on_progress
+
+    def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
+        if self._on_progress is not None:
+            anyio.from_thread.run(self._on_progress, done, total, message)
+
+    def check_cancelled(self) -> None:
+        anyio.from_thread.check_cancelled()

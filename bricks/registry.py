@@ -1,0 +1,284 @@
+"""The registry: every brick, loaded from its schema, called through one path.
+
+`Registry.call(name, args)` is the only way a brick runs, for an MCP tool call and a
+workflow step alike: it validates the arguments once against the schema, resolves image
+references, runs the brick in a worker thread, checks its outputs and stores the images.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.resources
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import jsonschema
+import numpy as np
+
+from . import backends, render
+from .context import BrickContext, ProgressCallback, WorkerContext
+from .errors import BrickFailed, InvalidInput, SchemaError, UnknownTool
+from .images import as_image, as_mask
+from .refs import load_reference
+from .settings import Settings
+from .spec import IMAGE_TYPES, BrickSpec, load_spec
+from .store import ImageStore, StoredImage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Brick:
+    """A registered brick: its spec, where it came from, and its lazily imported code."""
+
+    spec: BrickSpec
+    source: str
+    input_schema: dict[str, Any] = field(init=False)
+    output_schema: dict[str, Any] = field(init=False)
+    _validator: jsonschema.protocols.Validator = field(init=False, repr=False)
+    _impls: dict[str, Callable[..., Any]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.input_schema = render.input_schema(self.spec)
+        self.output_schema = render.output_schema(self.spec)
+        self._validator = jsonschema.Draft202012Validator(self.input_schema)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def impl(self, backend: str) -> Callable[..., Any]:
+        if backend not in self._impls:
+            target = self.spec.backends[backend]
+            module_name, _, attr = target.partition(":")
+            try:
+                self._impls[backend] = getattr(importlib.import_module(module_name), attr)
+            except (ImportError, AttributeError) as exc:
+                raise BrickFailed(self.name, f"cannot load its {backend} implementation '{target}': {exc}") from None
+        return self._impls[backend]
+
+
+class Registry:
+    def __init__(self, store: ImageStore, settings: Settings):
+        self.store = store
+        self.settings = settings
+        self._bricks: dict[str, Brick] = {}
+        self._by_builder_id: dict[str, str] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Registry:
+        """A registry with its own store, the built-in schemas and `settings.schema_dirs`."""
+        store = ImageStore(settings.cache_dir, memory_budget=settings.memory_budget, disk_budget=settings.disk_budget)
+        registry = cls(store, settings)
+        registry.load_builtin()
+        for directory in settings.schema_dirs:
+            registry.load_dir(directory)
+        return registry
+
+    # -- loading -----------------------------------------------------------------
+    def load_builtin(self) -> list[BrickSpec]:
+        root = importlib.resources.files("schemas")
+        with importlib.resources.as_file(root) as path:
+            return self.load_dir(Path(path))
+
+    def load_dir(self, directory: Path) -> list[BrickSpec]:
+        """Add every `*.json` schema in `directory`; the first bad file raises `SchemaError`."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise SchemaError(str(directory), "schema directory does not exist")
+        paths = sorted(directory.glob("*.json"))
+        specs = [load_spec(path) for path in paths]  # all files valid before any is added
+        for spec, path in zip(specs, paths, strict=True):
+            self.add(spec, source=str(path))
+        return specs
+
+    def add(self, spec: BrickSpec, *, source: str) -> Brick:
+        """Register a brick; a name or builder id already taken raises `SchemaError`."""
+        for key, taken in ((spec.name, self._bricks), (spec.builder_id, self._by_builder_id)):
+            if key in taken:
+                holder = taken[key] if isinstance(taken[key], str) else taken[key].name
+                raise SchemaError(source, f"'{key}' is already taken by tool '{holder}'")
+        brick = Brick(spec, source)
+        self._bricks[spec.name] = brick
+        self._by_builder_id[spec.builder_id] = spec.name
+        return brick
+
+    def remove(self, name: str) -> None:
+        brick = self.get(name)
+        del self._bricks[brick.name]
+        del self._by_builder_id[brick.spec.builder_id]
+
+    # -- lookup ------------------------------------------------------------------
+    def get(self, name: str) -> Brick:
+        """A brick by MCP name or builder id; unknown names suggest the closest."""
+        key = self._by_builder_id.get(name, name)
+        if key in self._bricks:
+            return self._bricks[key]
+        known = [*self._bricks, *self._by_builder_id]
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise UnknownTool(f"unknown tool '{name}'{hint}")
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._bricks or name in self._by_builder_id
+
+    def all(self) -> list[Brick]:
+        return list(self._bricks.values())
+
+    def available(self) -> list[Brick]:
+        return [b for b in self._bricks.values() if self.backend_for(b)[0] is not None]
+
+    def backend_for(self, brick: Brick) -> tuple[str | None, str]:
+        """(the backend that will run the brick, '') or (None, why none can)."""
+        reasons = []
+        for backend in brick.spec.backends:
+            reason = backends.unavailable_reason(backend, self.settings.backend)
+            if reason is None:
+                return backend, ""
+            reasons.append(f"{backend}: {reason}")
+        return None, "; ".join(reasons)
+
+    # -- calling -----------------------------------------------------------------
+    async def call(
+        self, name: str, args: Mapping[str, Any] | None, *, on_progress: ProgressCallback | None = None
+    ) -> dict[str, Any]:
+        """Run a brick on wire arguments; image outputs come back as `StoredImage`s."""
+        brick = self.get(name)
+        backend, why = self.backend_for(brick)
+        if backend is None:
+            raise InvalidInput(f"not available on this server ({why})", brick=brick.name)
+        try:
+            inputs = self._prepare(brick, args)
+        except InvalidInput as exc:
+            raise exc.located(brick=brick.name) from None
+        impl = brick.impl(backend)
+        if _accepts_ctx(impl):
+            inputs["ctx"] = WorkerContext(on_progress)
+        try:
+            raw = await anyio.to_thread.run_sync(lambda: impl(**inputs))
+        except InvalidInput as exc:
+            raise exc.located(brick=brick.name) from None
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception as exc:
+            log.exception("brick %s failed", brick.name)
+            raise BrickFailed(brick.name, f"{type(exc).__name__}: {exc}") from exc
+        return self._store_outputs(brick, raw)
+
+    def _prepare(self, brick: Brick, args: Mapping[str, Any] | None) -> dict[str, Any]:
+        if args is None:
+            args = {}
+        if not isinstance(args, Mapping):
+            raise InvalidInput("arguments must be an object")
+        # null means "not given": the workflow format writes absent optional inputs as null
+        args = {k: v for k, v in args.items() if v is not None}
+        _validate(brick, args)
+        inputs: dict[str, Any] = {}
+        size: tuple[str, tuple[int, int]] | None = None
+        for p in brick.spec.inputs:
+            value = args.get(p.name, p.default)
+            if value is not None and p.type in IMAGE_TYPES:
+                try:
+                    array = load_reference(value, store=self.store, settings=self.settings)
+                except InvalidInput as exc:
+                    raise exc.located(param=p.name) from None
+                value = (array if array.ndim == 2 else as_mask(array)) if p.type == "Mask" else as_image(array)
+                if brick.spec.same_size:
+                    if size is None:
+                        size = (p.name, value.shape[:2])
+                    elif value.shape[:2] != size[1]:
+                        h, w = value.shape[:2]
+                        raise InvalidInput(
+                            f"is {w}x{h} but `{size[0]}` is {size[1][1]}x{size[1][0]}; they must match "
+                            "(resize it first with the resize tool)",
+                            param=p.name,
+                        )
+            elif value is not None and p.type == "Int":
+                value = int(value)
+            elif value is not None and p.type == "Float":
+                value = float(value)
+            inputs[p.name] = value
+        return inputs
+
+    def _store_outputs(self, brick: Brick, raw: Any) -> dict[str, Any]:
+        if not isinstance(raw, Mapping):
+            raise BrickFailed(brick.name, f"returned {type(raw).__name__}, not a dict of outputs")
+        declared = {o.name: o for o in brick.spec.outputs}
+        unknown = set(raw) - set(declared)
+        if unknown:
+            raise BrickFailed(brick.name, f"returned undeclared outputs {sorted(unknown)}")
+        result: dict[str, Any] = {}
+        for name, out in declared.items():
+            value = raw.get(name)
+            if value is None:
+                if not out.optional:
+                    raise BrickFailed(brick.name, f"returned no '{name}'")
+                continue
+            result[name] = _check_output(brick.name, out.type, name, value, self.store)
+        return result
+
+
+def _validate(brick: Brick, args: dict[str, Any]) -> None:
+    """Validate against the rendered input schema; the first error names its parameter."""
+    errors = sorted(brick._validator.iter_errors(args), key=lambda e: (list(e.path), e.validator))
+    if not errors:
+        return
+    err = errors[0]
+    if err.validator == "required":
+        missing = [n for n in err.validator_value if n not in args]
+        raise InvalidInput("is required but missing", param=missing[0] if missing else None)
+    if err.validator == "additionalProperties":
+        allowed = [p.name for p in brick.spec.inputs]
+        extra = sorted(set(args) - set(allowed))
+        raise InvalidInput(f"unknown parameter; this tool takes: {', '.join(allowed)}", param=extra[0] if extra else None)
+    param = str(err.path[0]) if err.path else None
+    raise InvalidInput(_describe_error(err), param=param)
+
+
+def _describe_error(err: jsonschema.ValidationError) -> str:
+    value = err.instance
+    shown = repr(value) if len(repr(value)) < 80 else repr(value)[:77] + "..."
+    match err.validator:
+        case "minimum":
+            return f"must be >= {err.validator_value} (got {shown})"
+        case "maximum":
+            return f"must be <= {err.validator_value} (got {shown})"
+        case "enum":
+            return f"must be one of {', '.join(map(str, err.validator_value))} (got {shown})"
+        case "type":
+            return f"must be of type {err.validator_value} (got {shown})"
+    return err.message
+
+
+def _check_output(brick: str, kind: str, name: str, value: Any, store: ImageStore) -> Any:
+    if kind in IMAGE_TYPES:
+        if not isinstance(value, np.ndarray):
+            raise BrickFailed(brick, f"output '{name}' is {type(value).__name__}, not an array")
+        if kind == "Mask":
+            if value.ndim != 2:
+                raise BrickFailed(brick, f"output mask '{name}' has shape {value.shape}, expected (H, W)")
+            value = np.where(value > 127 if value.dtype != bool else value, 255, 0).astype(np.uint8)
+        elif value.dtype != np.uint8 or value.ndim != 3 or value.shape[2] not in (3, 4):
+            raise BrickFailed(brick, f"output image '{name}' has shape {value.shape} {value.dtype}, expected uint8 RGB(A)")
+        stored: StoredImage = store.put(value)
+        return stored
+    if kind == "Float":
+        return float(value)
+    return str(value)
+
+
+def _accepts_ctx(fn: Callable[..., Any]) -> bool:
+    try:
+        return "ctx" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+__all__ = ["Brick", "BrickContext", "Registry"]

@@ -1,0 +1,66 @@
+"""Run-time settings: defaults, overridden by `LEGO_EDIT_*` environment variables, then by the CLI."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "lego-edit-mcp" / "images"
+
+
+@dataclass(frozen=True)
+class Settings:
+    allowed_roots: tuple[Path, ...] = field(default_factory=lambda: (Path.cwd(),))
+    """File inputs must resolve (symlinks followed) under one of these directories."""
+    max_pixels: int = 40_000_000
+    """Largest image accepted, in pixels (width x height); also the decompression-bomb guard."""
+    max_bytes: int = 50 * 1024 * 1024
+    """Largest encoded image accepted (file, data URI or base64), in bytes."""
+    memory_budget: int = 1024 * 1024 * 1024
+    """Decoded images kept in memory, in bytes; older ones are spilled to `cache_dir` as PNG."""
+    disk_budget: int = 4 * 1024 * 1024 * 1024
+    """Spilled PNGs kept in `cache_dir`, in bytes; the least recently used are deleted beyond it."""
+    cache_dir: Path = field(default_factory=_default_cache_dir)
+    output_dir: Path | None = None
+    """When set, every image result is also saved here at full resolution."""
+    thumbnail_side: int = 512
+    """Long side of the inline thumbnail returned with each image result; 0 turns thumbnails off."""
+    thumbnail_bytes: int = 100_000
+    schema_dirs: tuple[Path, ...] = ()
+    """Extra directories of brick schema files, loaded after the built-in ones."""
+    backend: str = "auto"
+    """'auto' picks the first backend a brick lists that can run here; 'cpu' forces CPU backends."""
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then `LEGO_EDIT_<FIELD>` variables, then `overrides` (those not None)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"LEGO_EDIT_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _convert(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+def _convert(name: str, annotation: Any, raw: str) -> Any:
+    kind = str(annotation)
+    try:
+        if kind == "int":
+            return int(raw.replace("_", ""))
+        if "tuple[Path" in kind:
+            return tuple(Path(p).expanduser() for p in raw.split(os.pathsep) if p)
+        if "Path" in kind:
+            return Path(raw).expanduser()
+        return raw
+    except ValueError:
+        raise ValueError(f"LEGO_EDIT_{name.upper()}={raw!r} is not a valid {kind}") from None

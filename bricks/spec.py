@@ -1,0 +1,140 @@
+"""The brick schema: the one source of truth for a brick.
+
+A schema file in `schemas/` is parsed into `BrickSpec`. The pydantic model *is*
+the meta-schema: unknown keys, wrong types and inconsistent values are refused
+with the file's path and the reason. The MCP tool, the Builder's tool text and
+its decoding grammar are all rendered from a `BrickSpec`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import SchemaError
+
+ValueType = Literal["Image", "Mask", "Str", "Float", "Int", "Bool"]
+IMAGE_TYPES = ("Image", "Mask")
+
+_NAME = r"^[a-z][a-z0-9_]{1,63}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Param(_Strict):
+    """One input of a brick."""
+
+    name: str = Field(pattern=_NAME)
+    type: ValueType
+    description: str = Field(min_length=1)
+    required: bool = True
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    enum: tuple[str, ...] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Param:
+        if self.required and self.default is not None:
+            raise ValueError(f"input '{self.name}' is required and also has a default")
+        numeric = self.type in ("Float", "Int")
+        if (self.minimum is not None or self.maximum is not None) and not numeric:
+            raise ValueError(f"input '{self.name}': minimum/maximum only apply to Float and Int")
+        if self.enum is not None and self.type != "Str":
+            raise ValueError(f"input '{self.name}': enum only applies to Str")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError(f"input '{self.name}': minimum is above maximum")
+        if self.default is not None:
+            _check_default(self)
+        return self
+
+
+def _check_default(p: Param) -> None:
+    ok = {
+        "Str": isinstance(p.default, str),
+        "Float": isinstance(p.default, int | float) and not isinstance(p.default, bool),
+        "Int": isinstance(p.default, int) and not isinstance(p.default, bool),
+        "Bool": isinstance(p.default, bool),
+    }.get(p.type, False)
+    if not ok:
+        raise ValueError(f"input '{p.name}': default {p.default!r} is not a {p.type}")
+    if p.minimum is not None and p.default < p.minimum or p.maximum is not None and p.default > p.maximum:
+        raise ValueError(f"input '{p.name}': default {p.default!r} is out of range")
+    if p.enum is not None and p.default not in p.enum:
+        raise ValueError(f"input '{p.name}': default {p.default!r} is not one of its enum")
+
+
+class Output(_Strict):
+    """One output of a brick. `optional` outputs may be absent from a result."""
+
+    name: str = Field(pattern=_NAME)
+    type: Literal["Image", "Mask", "Str", "Float"]
+    description: str = Field(min_length=1)
+    optional: bool = False
+
+
+class Annotations(_Strict):
+    """MCP tool annotations (hints for hosts), camelCase as on the wire."""
+
+    title: str | None = None
+    readOnlyHint: bool | None = None  # noqa: N815
+    destructiveHint: bool | None = None  # noqa: N815
+    idempotentHint: bool | None = None  # noqa: N815
+    openWorldHint: bool | None = None  # noqa: N815
+
+
+class BrickSpec(_Strict):
+    """A brick: what it is called, what it takes and returns, and where its code lives."""
+
+    name: str = Field(pattern=_NAME, description="MCP tool name")
+    builder_id: str = Field(pattern=r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$", description="id in workflows")
+    kind: Literal["predict", "edit"]
+    title: str | None = None
+    description: str = Field(min_length=1)
+    constraint: str | None = None
+    inputs: tuple[Param, ...]
+    outputs: tuple[Output, ...] = Field(min_length=1)
+    same_size: bool = Field(True, description="all image and mask inputs must share one size")
+    backends: dict[Literal["gpu", "cpu"], str] = Field(min_length=1, description="backend -> 'module:attribute'")
+    annotations: Annotations | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BrickSpec:
+        for what, items in (("input", self.inputs), ("output", self.outputs)):
+            names = [i.name for i in items]
+            if len(set(names)) != len(names):
+                raise ValueError(f"duplicate {what} names in {names}")
+        for backend, target in self.backends.items():
+            module, _, attr = target.partition(":")
+            if not module or not attr:
+                raise ValueError(f"backend '{backend}': impl must be 'module:attribute', got {target!r}")
+        return self
+
+    def input(self, name: str) -> Param | None:
+        return next((p for p in self.inputs if p.name == name), None)
+
+
+def parse_spec(data: Any, source: str) -> BrickSpec:
+    try:
+        return BrickSpec.model_validate(data)
+    except ValidationError as exc:
+        reasons = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise SchemaError(source, reasons) from None
+
+
+def load_spec(path: Path) -> BrickSpec:
+    """Read and validate one schema file; a bad file raises `SchemaError` naming it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SchemaError(str(path), f"cannot read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise SchemaError(str(path), f"not valid JSON: {exc}") from None
+    return parse_spec(data, str(path))

@@ -1,0 +1,162 @@
+"""The image store: every image a brick takes or makes, addressed by a hash of its pixels.
+
+Decoded arrays stay in memory up to a byte budget; beyond it the least recently used are
+spilled to the cache directory as PNG. PNG is encoded only when an image is read as a
+resource, saved, spilled, or flushed at shutdown (so `lego://images/` URIs survive a restart).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .errors import InvalidInput
+from .images import encode_png, to_array
+
+URI_PREFIX = "lego://images/"
+_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """A reference to a stored image or mask, as returned by bricks."""
+
+    id: str
+    width: int
+    height: int
+    channels: int  # 1 for a mask, 3 (RGB) or 4 (RGBA)
+
+    @property
+    def uri(self) -> str:
+        return URI_PREFIX + self.id
+
+    @property
+    def is_mask(self) -> bool:
+        return self.channels == 1
+
+
+def _describe(image_id: str, array: np.ndarray) -> StoredImage:
+    h, w = array.shape[:2]
+    return StoredImage(image_id, w, h, 1 if array.ndim == 2 else array.shape[2])
+
+
+class ImageStore:
+    def __init__(self, cache_dir: Path, *, memory_budget: int, disk_budget: int | None = None):
+        self.cache_dir = Path(cache_dir)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.memory_budget = memory_budget
+        self.disk_budget = disk_budget
+        self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.RLock()  # bricks run in worker threads
+
+    # -- writing ---------------------------------------------------------------
+    def put(self, array: np.ndarray) -> StoredImage:
+        """Store an RGB/RGBA image or a mask; the same pixels always get the same id."""
+        array = np.ascontiguousarray(array, dtype=np.uint8)
+        if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
+            raise ValueError(f"cannot store an array of shape {array.shape}")
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(repr(array.shape).encode())
+        digest.update(memoryview(array).cast("B"))
+        image_id = digest.hexdigest()
+        array.setflags(write=False)  # shared by reference: nobody may edit it in place
+        with self._lock:
+            if image_id in self._memory:
+                self._memory.move_to_end(image_id)
+            else:
+                self._memory[image_id] = array
+                self._bytes += array.nbytes
+                self._spill_over_budget()
+        return _describe(image_id, array)
+
+    # -- reading ---------------------------------------------------------------
+    def get(self, image_id: str) -> np.ndarray:
+        """The pixels of a stored image (read-only); unknown ids raise `InvalidInput`."""
+        with self._lock:
+            array = self._memory.get(image_id)
+            if array is not None:
+                self._memory.move_to_end(image_id)
+                return array
+        path = self._png_path(image_id)
+        try:
+            with Image.open(path) as im:
+                array = np.asarray(im) if im.mode == "L" else to_array(im)
+            os.utime(path)  # disk LRU
+        except (FileNotFoundError, InvalidInput):
+            raise InvalidInput(f"no stored image with id '{image_id}' (it may have expired from the cache)") from None
+        array.setflags(write=False)
+        return array
+
+    def info(self, image_id: str) -> StoredImage:
+        return _describe(image_id, self.get(image_id))
+
+    def png(self, image_id: str) -> bytes:
+        """The image as PNG bytes, encoded at most once (the file doubles as the spill)."""
+        path = self._png_path(image_id)
+        if not path.exists():
+            self._write(image_id, self.get(image_id))
+        return path.read_bytes()
+
+    def save(self, image_id: str, directory: Path) -> Path:
+        """Copy the image as `<directory>/<id>.png` and return the path."""
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / f"{image_id}.png"
+        if not target.exists():
+            target.write_bytes(self.png(image_id))
+        return target
+
+    @staticmethod
+    def parse_uri(uri: str) -> str | None:
+        """The id in a `lego://images/<id>` URI, or None if `uri` is not one; malformed ids are refused."""
+        if not uri.startswith(URI_PREFIX):
+            return None
+        image_id = uri[len(URI_PREFIX):]
+        if not _ID.match(image_id):
+            raise InvalidInput(f"'{uri}' is not a valid image URI (expected {URI_PREFIX}<32 hex digits>)")
+        return image_id
+
+    # -- memory and disk -------------------------------------------------------
+    def flush(self) -> None:
+        """Write every image still only in memory to disk (at shutdown)."""
+        with self._lock:
+            pending = [(i, a) for i, a in self._memory.items() if not self._png_path(i).exists()]
+        for image_id, array in pending:
+            self._write(image_id, array)
+
+    def _png_path(self, image_id: str) -> Path:
+        return self.cache_dir / f"{image_id}.png"
+
+    def _write(self, image_id: str, array: np.ndarray) -> None:
+        path = self._png_path(image_id)
+        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
+        tmp.write_bytes(encode_png(array))
+        os.replace(tmp, path)  # atomic: a reader never sees half a file
+
+    def _spill_over_budget(self) -> None:
+        while self._bytes > self.memory_budget and len(self._memory) > 1:
+            image_id, array = self._memory.popitem(last=False)
+            self._bytes -= array.nbytes
+            if not self._png_path(image_id).exists():
+                self._write(image_id, array)
+        if self.disk_budget is not None:
+            self._trim_disk()
+
+    def _trim_disk(self) -> None:
+        files = sorted(self.cache_dir.glob("*.png"), key=lambda p: p.stat().st_mtime)
+        total = sum(p.stat().st_size for p in files)
+        for path in files:
+            if total <= self.disk_budget:
+                break
+            if path.stem in self._memory:
+                continue
+            total -= path.stat().st_size
+            path.unlink(missing_ok=True)

@@ -1,0 +1,53 @@
+"""Shared fixtures: a registry on a temporary cache, real photos, and a sync way to call bricks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import numpy as np
+import pytest
+
+from bricks import Registry, Settings, StoredImage
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(allowed_roots=(tmp_path,), cache_dir=tmp_path / "cache", backend="cpu")
+
+
+@pytest.fixture
+def registry(settings: Settings) -> Registry:
+    return Registry.from_settings(settings)
+
+
+def photo(name: str) -> np.ndarray:
+    """A real photo from scikit-image's bundled data (astronaut, chelsea, coffee, rocket, ...)."""
+    from skimage import data
+
+    return np.ascontiguousarray(getattr(data, name)())
+
+
+class Bricks:
+    """Call bricks synchronously with arrays in, arrays out (through `Registry.call`)."""
+
+    def __init__(self, registry: Registry):
+        self.registry = registry
+
+    def put(self, array: np.ndarray) -> str:
+        return self.registry.store.put(array).uri
+
+    def __call__(self, name: str, **args: object) -> dict[str, object]:
+        args = {k: self.put(v) if isinstance(v, np.ndarray) else v for k, v in args.items()}
+        out = anyio.run(self.registry.call, name, args)
+        return {k: self.registry.store.get(v.id) if isinstance(v, StoredImage) else v for k, v in out.items()}
+
+
+@pytest.fixture
+def run(registry: Registry) -> Bricks:
+    return Bricks(registry)
