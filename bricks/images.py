@@ -55,7 +55,7 @@ def as_mask(array: np.ndarray) -> np.ndarray:
     elif array.shape[2] == 4 and array[..., 3].min() < 255:
         grey = array[..., 3]
     else:
-        rgb = array[..., :3].astype(np.uint16)
+        rgb = array[..., :3].astype(np.uint32)
         grey = (rgb[..., 0] * 299 + rgb[..., 1] * 587 + rgb[..., 2] * 114) // 1000
     return np.where(grey > 127, 255, 0).astype(np.uint8)
 

@@ -81,5 +81,5 @@ def _read_file(ref: str, settings: Settings) -> bytes:
         raise InvalidInput(f"'{raw}' is not a regular file")
     size = path.stat().st_size
     if size > settings.max_bytes:
-        raise InvalidInput(f"file '{raw}' is {size:,} bytes, over the limit of {settings.max_bytes:,}")
+        raise InvalidInput(f"file '{raw}' is {size:,} bytes, over the limit of {settings.max_bytes:,} bytes")
     return path.read_bytes()

@@ -19,7 +19,7 @@ from .errors import SchemaError
 ValueType = Literal["Image", "Mask", "Str", "Float", "Int", "Bool"]
 IMAGE_TYPES = ("Image", "Mask")
 
-_NAME = r"^[a-z][a-z0-9_]{1,63}$"
+_NAME = r"^[a-z][a-z0-9_]{0,63}$"
 
 
 class _Strict(BaseModel):

@@ -1,0 +1,1 @@
+"""The Builder: plans an edit as a workflow of brick calls and runs it (see the workflow issue)."""

@@ -1,0 +1,113 @@
+"""The MCP server: every available brick as a tool, stored images as resources.
+
+Tools are rendered from the registry, not declared with decorators: the advertised input
+schema is the schema file's rendering, and arguments are validated once, in `Registry.call`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio.to_thread
+from mcp.server import NotificationOptions
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError
+from mcp.types import CallToolResult, Tool, ToolAnnotations
+
+from bricks import Brick, BrickFailed, InvalidInput, Registry
+from bricks.store import URI_PREFIX
+
+from . import __version__
+from .results import error_result, tool_result
+
+log = logging.getLogger(__name__)
+
+INSTRUCTIONS = """\
+Image-editing bricks (Lego-Edit). Every image result is stored and returned as a
+lego://images/<id> URI with a small thumbnail: pass the URI to the next tool instead of
+re-sending pixels, and read it as a resource for the full-resolution PNG. Masks are
+single-channel images, 255 = selected. Inputs also accept file paths under the server's
+allowed roots and data:image/...;base64 URIs."""
+
+
+def mcp_tool(brick: Brick) -> Tool:
+    spec = brick.spec
+    description = spec.description if not spec.constraint else f"{spec.description}\n\n{spec.constraint}"
+    annotations = spec.annotations.model_dump(exclude_none=True) if spec.annotations else {}
+    return Tool(
+        name=spec.name,
+        title=spec.title or annotations.get("title"),
+        description=f"{description}\n\n(Lego-Edit brick {spec.builder_id})",
+        input_schema=brick.input_schema,
+        output_schema=brick.output_schema,
+        annotations=ToolAnnotations.model_validate(annotations) if annotations else None,
+    )
+
+
+class LegoEditServer(MCPServer[Any]):
+    def __init__(self, registry: Registry):
+        super().__init__(
+            "lego-edit-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=_flush_store_on_exit
+        )
+        self.registry = registry
+        self.resource(
+            "lego://images/{image_id}",
+            name="image",
+            description="A stored image or mask, as PNG",
+            mime_type="image/png",
+        )(self._read_image)
+        _advertise_list_changed(self)
+
+    async def list_tools(self) -> list[Tool]:
+        return [*(mcp_tool(b) for b in self.registry.available()), *await super().list_tools()]
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> Any:
+        if name not in self.registry:
+            return await super().call_tool(name, arguments, context)
+        progress = context.report_progress if context is not None and context.request_context is not None else None
+        try:
+            outputs = await self.registry.call(name, arguments, on_progress=progress)
+        except (InvalidInput, BrickFailed) as exc:
+            log.info("tool %s: %s", name, exc)
+            return error_result(str(exc))
+        brick = self.registry.get(name).name
+        return await anyio.to_thread.run_sync(tool_result, self.registry, brick, outputs)
+
+    async def _read_image(self, image_id: str) -> bytes:
+        try:
+            image_id = self.registry.store.parse_uri(URI_PREFIX + image_id)
+            return await anyio.to_thread.run_sync(self.registry.store.png, image_id)
+        except InvalidInput as exc:
+            raise ResourceNotFoundError(str(exc)) from None
+
+
+@contextlib.asynccontextmanager
+async def _flush_store_on_exit(server: LegoEditServer) -> AsyncIterator[None]:
+    """Images still only in memory are written to the cache at shutdown, so their URIs outlive the process."""
+    try:
+        yield
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(server.registry.store.flush)
+
+
+def _advertise_list_changed(server: MCPServer[Any]) -> None:
+    """Advertise `tools.listChanged` to handshake-era clients.
+
+    MCPServer never passes NotificationOptions, so it advertises `false`; tools change at
+    run time here. The SDK (2.3.0) has no public hook, hence the private attribute; a test
+    checks the advertised capability so an SDK change cannot slip by.
+    """
+    lowlevel = server._lowlevel_server
+    create = type(lowlevel).create_initialization_options
+
+    def create_with_list_changed(notification_options: NotificationOptions | None = None, *args: Any, **kwargs: Any):
+        options = notification_options or NotificationOptions(tools_changed=True)
+        return create(lowlevel, options, *args, **kwargs)
+
+    lowlevel.create_initialization_options = create_with_list_changed  # type: ignore[method-assign]

@@ -1,0 +1,205 @@
+"""The `lego-edit-mcp` command: serve, list tools, or run one brick in-process."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+
+DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    from bricks import LegoEditError
+
+    try:
+        return args.func(args)
+    except LegoEditError as exc:  # schema files, bad arguments, failed bricks: one line, no traceback
+        print(f"lego-edit-mcp: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # bad settings from the environment or flags
+        print(f"lego-edit-mcp: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    g = common.add_argument_group("settings (each also read from LEGO_EDIT_<NAME>)")
+    g.add_argument("--schemas", action="append", type=Path, metavar="DIR", help="extra brick schema directory (repeatable)")
+    g.add_argument("--allow-root", action="append", type=Path, metavar="DIR", help="directory file inputs may come from (repeatable; default: the working directory)")
+    g.add_argument("--output-dir", type=Path, help="also save every image result here as PNG")
+    g.add_argument("--cache-dir", type=Path, help="where stored images are spilled and kept across restarts")
+    g.add_argument("--max-pixels", type=int, help="largest input image in pixels")
+    g.add_argument("--max-bytes", type=int, help="largest encoded input image in bytes")
+    g.add_argument("--thumbnail-side", type=int, help="long side of inline thumbnails; 0 turns them off")
+    g.add_argument("--backend", choices=["auto", "cpu"], help="'cpu' forces CPU backends")
+
+    p = argparse.ArgumentParser(prog="lego-edit-mcp", description="Lego-Edit image-editing bricks as an MCP server.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command")
+
+    serve = sub.add_parser("serve", parents=[common], help="run the MCP server (stdio by default)")
+    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--token", help="bearer token HTTP clients must send (default: $LEGO_EDIT_TOKEN)")
+    serve.add_argument("--no-auth", action="store_true", help="serve HTTP without a token (loopback addresses only)")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="HOST[:PORT]", help="extra Host header to accept")
+    serve.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN", help="extra Origin header to accept")
+    serve.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES, help="largest HTTP request body")
+    serve.set_defaults(func=_serve)
+
+    tools = sub.add_parser("tools", parents=[common], help="list the bricks and whether each can run here")
+    tools.add_argument("--json", action="store_true", help="print a JSON array, one object per tool")
+    tools.set_defaults(func=_tools)
+
+    call = sub.add_parser("call", parents=[common], help="run one brick in-process: call TOOL key=value ...")
+    call.add_argument("tool", help="MCP name or Lego-Edit id, e.g. adjust or BBOX")
+    call.add_argument("arguments", nargs="*", metavar="key=value", help="image inputs take a file path")
+    call.add_argument("-o", "--output", type=Path, help="save the image output here (several: OUT.<name>.ext)")
+    call.set_defaults(func=_call)
+
+    p.set_defaults(func=lambda a: _serve(p.parse_args(["serve"])))  # bare `lego-edit-mcp` serves stdio
+    return p
+
+
+def _registry(args: argparse.Namespace):
+    from bricks import Registry, Settings
+
+    settings = Settings.from_env(
+        schema_dirs=tuple(args.schemas) if args.schemas else None,
+        allowed_roots=tuple(args.allow_root) if args.allow_root else None,
+        output_dir=args.output_dir,
+        cache_dir=args.cache_dir,
+        max_pixels=args.max_pixels,
+        max_bytes=args.max_bytes,
+        thumbnail_side=args.thumbnail_side,
+        backend=args.backend,
+    )
+    return Registry.from_settings(settings)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .app import LegoEditServer
+
+    server = LegoEditServer(_registry(args))
+    if args.transport == "stdio":
+        server.run("stdio")
+        return 0
+    import anyio
+    import uvicorn
+
+    from .http import http_app
+
+    token = args.token or os.environ.get("LEGO_EDIT_TOKEN") or None
+    if token is None and not args.no_auth:
+        print("lego-edit-mcp: HTTP needs a bearer token: pass --token or set LEGO_EDIT_TOKEN "
+              "(or --no-auth on a loopback address)", file=sys.stderr)
+        return 2
+    app = http_app(
+        server,
+        host=args.host,
+        port=args.port,
+        token=token,
+        max_request_bytes=args.max_request_bytes,
+        allowed_hosts=args.allowed_host,
+        allowed_origins=args.allowed_origin,
+    )
+    anyio.run(uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")).serve)
+    return 0
+
+
+def _tools(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    rows = []
+    for brick in registry.all():
+        backend, why = registry.backend_for(brick)
+        spec = brick.spec
+        rows.append({
+            "name": spec.name,
+            "builder_id": spec.builder_id,
+            "kind": spec.kind,
+            "available": backend is not None,
+            "backend": backend,
+            "backends": list(spec.backends),
+            "reason": why or None,
+            "description": spec.description,
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        state = f"ready ({r['backend']})" if r["available"] else f"unavailable: {r['reason']}"
+        print(f"{r['name']:<{width}}  {r['builder_id']:<12} {r['kind']:<8} {state}")
+    return 0
+
+
+def _call(args: argparse.Namespace) -> int:
+    import anyio
+
+    from bricks import StoredImage
+
+    registry = _registry(args)
+    brick = registry.get(args.tool)
+    values = _parse_arguments(brick.spec, args.arguments)
+    outputs = anyio.run(registry.call, brick.name, values)
+    images = {k: v for k, v in outputs.items() if isinstance(v, StoredImage)}
+    report: dict[str, Any] = {}
+    for name, value in outputs.items():
+        if isinstance(value, StoredImage):
+            report[name] = {"uri": value.uri, "width": value.width, "height": value.height}
+            if args.output is not None:
+                path = args.output if len(images) == 1 else args.output.with_suffix(f".{name}{args.output.suffix or '.png'}")
+                _save(registry.store.get(value.id), path)
+                report[name]["path"] = str(path)
+        else:
+            report[name] = value
+    registry.store.flush()
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _parse_arguments(spec: Any, pairs: list[str]) -> dict[str, Any]:
+    """`key=value` words -> typed arguments; numbers and booleans by the schema, the rest as strings."""
+    from bricks import InvalidInput
+
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise InvalidInput(f"expected key=value, got '{pair}'", brick=spec.name)
+        param = spec.input(key)
+        kind = param.type if param else "Str"
+        try:
+            if kind in ("Float", "Int"):
+                values[key] = float(raw) if kind == "Float" else int(raw)
+            elif kind == "Bool":
+                values[key] = {"true": True, "false": False, "1": True, "0": False}[raw.lower()]
+            else:
+                values[key] = raw
+        except (ValueError, KeyError):
+            raise InvalidInput(f"'{raw}' is not a valid {kind}", brick=spec.name, param=key) from None
+    return values
+
+
+def _save(array: Any, path: Path) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(array)
+    if path.suffix.lower() in (".jpg", ".jpeg") and image.mode == "RGBA":
+        image = image.convert("RGB")
+    image.save(path)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

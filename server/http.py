@@ -1,0 +1,85 @@
+"""Streamable HTTP: bearer-token auth, Host/Origin checks and a request-size limit around the SDK's app."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+from typing import Any
+
+from mcp.server.transport_security import TransportSecuritySettings
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def security_settings(host: str, port: int, extra_hosts: list[str], extra_origins: list[str]) -> TransportSecuritySettings:
+    """DNS-rebinding protection always on: loopback names when bound to loopback, else the bind address."""
+    if is_loopback(host):
+        hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+    else:
+        hosts = [f"{host}:{port}"]
+    hosts += extra_hosts
+    origins = [f"http://{h}" for h in hosts] + [f"https://{h}" for h in hosts] + extra_origins
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+class BearerAuth:
+    """ASGI middleware: every HTTP request must carry `Authorization: Bearer <token>`."""
+
+    def __init__(self, app: Any, token: str):
+        self.app = app
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            given = dict(scope.get("headers", [])).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self._expected):
+                await _unauthorized(send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _unauthorized(send: Any) -> None:
+    body = json.dumps({"error": "unauthorized", "error_description": "missing or wrong bearer token"}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"www-authenticate", b'Bearer realm="lego-edit-mcp"'),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def http_app(
+    server: Any,
+    *,
+    host: str,
+    port: int,
+    token: str | None,
+    max_request_bytes: int,
+    allowed_hosts: list[str] = (),  # type: ignore[assignment]
+    allowed_origins: list[str] = (),  # type: ignore[assignment]
+) -> Any:
+    """The ASGI app; `token=None` (no auth) is only accepted on a loopback address."""
+    if token is None and not is_loopback(host):
+        raise ValueError(f"refusing to serve without authentication on non-loopback address {host}")
+    app = server.streamable_http_app(
+        max_request_body_size=max_request_bytes,
+        transport_security=security_settings(host, port, list(allowed_hosts), list(allowed_origins)),
+        host=host,
+    )
+    return BearerAuth(app, token) if token is not None else app

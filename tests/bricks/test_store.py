@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from bricks import ImageStore, InvalidInput
+from bricks.images import as_mask
+from tests.conftest import photo
+
+
+def test_ids_are_content_addressed(tmp_path):
+    store = ImageStore(tmp_path, memory_budget=10**9)
+    img = photo("chelsea")
+    a, b = store.put(img), store.put(img.copy())
+    assert a.id == b.id and (a.width, a.height, a.channels) == (451, 300, 3)
+    assert store.put(img[:, :, ::-1]).id != a.id
+    assert store.put(img[..., 0]).is_mask  # a 2-D array is a mask
+
+
+def test_png_is_encoded_only_when_read_and_round_trips(tmp_path):
+    store = ImageStore(tmp_path, memory_budget=10**9)
+    img = photo("coffee")
+    ref = store.put(img)
+    assert not list(tmp_path.glob("*.png"))  # nothing encoded yet
+    data = store.png(ref.id)
+    assert data.startswith(b"\x89PNG") and len(list(tmp_path.glob("*.png"))) == 1
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / f"{ref.id}.png")), img)
+
+
+def test_over_budget_images_spill_to_disk_and_come_back(tmp_path):
+    img = photo("astronaut")
+    store = ImageStore(tmp_path, memory_budget=img.nbytes * 2)
+    refs = [store.put(np.roll(img, i, axis=1)) for i in range(4)]
+    assert len(store._memory) == 2  # the two oldest were spilled
+    assert {p.stem for p in tmp_path.glob("*.png")} == {refs[0].id, refs[1].id}
+    for i, ref in enumerate(refs):
+        np.testing.assert_array_equal(store.get(ref.id), np.roll(img, i, axis=1))
+
+
+def test_masks_survive_a_restart_through_flush(tmp_path):
+    mask = as_mask(photo("coins"))
+    ref = ImageStore(tmp_path, memory_budget=10**9).put(mask)
+    first = ImageStore(tmp_path, memory_budget=10**9)
+    with pytest.raises(InvalidInput, match="no stored image"):
+        first.get(ref.id)
+    store = ImageStore(tmp_path, memory_budget=10**9)
+    store.put(mask)
+    store.flush()
+    restarted = ImageStore(tmp_path, memory_budget=10**9)
+    np.testing.assert_array_equal(restarted.get(ref.id), mask)
+    assert restarted.info(ref.id).is_mask
+
+
+def test_disk_budget_deletes_least_recently_used(tmp_path):
+    img = photo("astronaut")
+    store = ImageStore(tmp_path, memory_budget=1, disk_budget=1)
+    refs = [store.put(np.roll(img, i, axis=0)) for i in range(3)]
+    assert len(list(tmp_path.glob("*.png"))) < 3
+    with pytest.raises(InvalidInput):
+        store.get(refs[0].id)
+
+
+def test_stored_arrays_are_read_only(tmp_path):
+    store = ImageStore(tmp_path, memory_budget=10**9)
+    ref = store.put(photo("camera"))
+    with pytest.raises(ValueError):
+        store.get(ref.id)[0, 0] = 1
