@@ -189,7 +189,7 @@ class Registry:
                     array = load_reference(value, store=self.store, settings=self.settings)
                 except InvalidInput as exc:
                     raise exc.located(param=p.name) from None
-                value = (array if array.ndim == 2 else as_mask(array)) if p.type == "Mask" else as_image(array)
+                value = as_mask(array) if p.type == "Mask" else as_image(array)
                 if brick.spec.same_size:
                     if size is None:
                         size = (p.name, value.shape[:2])
@@ -221,7 +221,7 @@ class Registry:
                 if not out.optional:
                     raise BrickFailed(brick.name, f"returned no '{name}'")
                 continue
-            result[name] = _check_output(brick.name, out.type, name, value, self.store)
+            result[name] = _check_output(brick.name, out.type, name, value, self.store, self.settings.max_pixels)
         return result
 
 
@@ -257,10 +257,13 @@ def _describe_error(err: jsonschema.ValidationError) -> str:
     return err.message
 
 
-def _check_output(brick: str, kind: str, name: str, value: Any, store: ImageStore) -> Any:
+def _check_output(brick: str, kind: str, name: str, value: Any, store: ImageStore, max_pixels: int) -> Any:
     if kind in IMAGE_TYPES:
         if not isinstance(value, np.ndarray):
             raise BrickFailed(brick, f"output '{name}' is {type(value).__name__}, not an array")
+        if value.shape[0] * value.shape[1] > max_pixels:  # e.g. an outpainting canvas from large ratios
+            h, w = value.shape[:2]
+            raise InvalidInput(f"output '{name}' would be {w}x{h}, over the limit of {max_pixels:,} pixels", brick=brick)
         if kind == "Mask":
             if value.ndim != 2:
                 raise BrickFailed(brick, f"output mask '{name}' has shape {value.shape}, expected (H, W)")

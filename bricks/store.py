@@ -94,6 +94,11 @@ class ImageStore:
         except (FileNotFoundError, InvalidInput):
             raise InvalidInput(f"no stored image with id '{image_id}' (it may have expired from the cache)") from None
         array.setflags(write=False)
+        with self._lock:  # back in memory: the next read is free
+            if image_id not in self._memory:
+                self._memory[image_id] = array
+                self._bytes += array.nbytes
+                self._spill_over_budget()
         return array
 
     def info(self, image_id: str) -> StoredImage:

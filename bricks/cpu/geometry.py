@@ -12,6 +12,8 @@ import numpy as np
 
 from ..errors import InvalidInput
 
+_RATIO_NAMES = ("left_ratio", "right_ratio", "top_ratio", "bottom_ratio")
+
 
 def resize_object(mask: np.ndarray | None, image: np.ndarray | None, ratio: float) -> dict[str, np.ndarray]:
     """Scale the largest object of a mask or of a transparent image about its bottom centre,
@@ -40,13 +42,13 @@ def caption_and_canvas(
     on that side. When all four are equal, upstream reads r as the overall scale instead (each
     side gets (r - 1) / 2), so that "expand 2x" gives a canvas twice as wide and as tall.
     """
-    ratios = {"left_ratio": left_ratio, "right_ratio": right_ratio, "top_ratio": top_ratio, "bottom_ratio": bottom_ratio}
-    missing = [name for name, value in ratios.items() if value is None]
+    ratios = (left_ratio, right_ratio, top_ratio, bottom_ratio)
+    missing = [name for name, value in zip(_RATIO_NAMES, ratios, strict=True) if value is None]
     if len(missing) == 4:
         return {"caption": ""}
     if missing:
         raise InvalidInput("is missing: give all four ratios (to outpaint) or none (to caption only)", param=missing[0])
-    left, right, top, bottom = ratios.values()
+    left, right, top, bottom = ratios
     if left == right == top == bottom:
         left = right = top = bottom = (left + 1) / 2
     h, w = image.shape[:2]

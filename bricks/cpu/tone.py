@@ -46,7 +46,7 @@ def adjust(
     if contrast:
         x = (x - 127.5) * (1 + contrast) + 127.5
     if gamma != 1:
-        x = 255 * (np.clip(x, 0, 255) / 255) ** (1 / gamma)
+        x = 255 * cv2.pow(np.clip(x, 0, 255) / 255, 1 / gamma)
     if saturation:
         grey = (x @ _LUMA)[..., None]
         x = grey + (x - grey) * (1 + saturation)
