@@ -1,8 +1,9 @@
 """Recolour the masked object (the CPU backend of FLUX-RCM).
 
 Upstream repaints colour or material with a FLUX LoRA. Without a model only colour can
-change: in CIELAB the masked pixels take the named colour's chroma (a, b) and their mean
-lightness moves to its lightness, so shading and texture survive the change.
+change: in HLS the masked pixels take the named colour's hue and saturation and their mean
+lightness moves to its lightness, so shading and texture survive. HLS saturation is relative
+to what each lightness allows, so highlights turn pale and shadows deep instead of clipping.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from ..errors import InvalidInput
 from .colors import HINT, find_color
 
 # A recoloured surface keeps some shading: lightness targets stay off pure black and white.
-LIGHTNESS_RANGE = (15.0, 92.0)
+LIGHTNESS_RANGE = (0.15, 0.92)
 
 
 def recolor_material(image: np.ndarray, mask: np.ndarray, prompt: str) -> dict[str, np.ndarray]:
@@ -35,15 +36,15 @@ def recolor_material(image: np.ndarray, mask: np.ndarray, prompt: str) -> dict[s
 
 def shift_to_color(pixels: np.ndarray, rgb: tuple[int, int, int]) -> np.ndarray:
     """N x 3 uint8 RGB pixels moved to the colour `rgb`, keeping their lightness variations."""
-    lab = _to_lab(pixels[:, None, :])
-    target = _to_lab(np.array([[rgb]], np.uint8))[0, 0]
-    lightness = lab[..., 0]  # a view: edited in place
-    lightness += np.clip(target[0], *LIGHTNESS_RANGE) - lightness.mean()
-    np.clip(lightness, 0, 100, out=lightness)
-    lab[..., 1:] = target[1:]
-    rgb_out = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
+    hls = _to_hls(pixels[:, None, :])
+    target = _to_hls(np.array([[rgb]], np.uint8))[0, 0]
+    lightness = hls[..., 1]  # a view: edited in place
+    lightness += np.clip(target[1], *LIGHTNESS_RANGE) - lightness.mean()
+    np.clip(lightness, 0, 1, out=lightness)
+    hls[..., 0], hls[..., 2] = target[0], target[2]
+    rgb_out = cv2.cvtColor(hls, cv2.COLOR_HLS2RGB)
     return np.clip(np.rint(rgb_out * 255), 0, 255).astype(np.uint8)[:, 0]
 
 
-def _to_lab(rgb: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(rgb.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+def _to_hls(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb.astype(np.float32) / 255, cv2.COLOR_RGB2HLS)

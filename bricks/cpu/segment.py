@@ -7,8 +7,6 @@ the rough mask's box and pastes the result back, and the refinement here keeps t
 
 from __future__ import annotations
 
-import math
-
 import cv2
 import numpy as np
 
@@ -18,9 +16,10 @@ from ..errors import InvalidInput
 WORK_SIDE = 384  # px on the long side; GrabCut's cost grows quickly with size
 ITERATIONS = 5
 CENTRE_MARGIN = 0.1  # share of each side assumed to be background when nothing else is known
-CONTEXT = 0.1  # MASK-SEG looks this share of the box's long side around it, as known background
+CONTEXT = 0.1  # MASK-SEG also looks this share of the box's long side around the box
+MIN_BACKGROUND = 0.05  # share of MASK-SEG's crop outside the mask needed to learn the background's colours
 MIN_SIDE = 16
-GMM_COMPONENTS = 5  # GrabCut fits 5-component colour models: each side needs that many seeds
+GMM_COMPONENTS = 5  # GrabCut fits 5-component colour models: each needs that many seeds
 
 
 def segment_salient(image: np.ndarray, ctx: BrickContext) -> dict[str, np.ndarray]:
@@ -36,8 +35,9 @@ def segment_salient(image: np.ndarray, ctx: BrickContext) -> dict[str, np.ndarra
 
 
 def refine_mask(image: np.ndarray, mask: np.ndarray, ctx: BrickContext) -> dict[str, np.ndarray]:
-    """The object inside the rough mask's box: the mask is probable object, the rest of the box
-    probable background, and a ring of context around the box certain background."""
+    """The object inside the rough mask's box. GrabCut runs on the box plus a ring of context;
+    the mask is probable object and everything else probable background, so a mask that misses
+    part of the object or spills over it is corrected either way. Nothing outside the box is kept."""
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     if rows.size == 0:
         raise InvalidInput("mask is empty: paint roughly over the object to segment", param="mask")
@@ -47,11 +47,14 @@ def refine_mask(image: np.ndarray, mask: np.ndarray, ctx: BrickContext) -> dict[
     x0, x1 = max(0, left - pad), min(mask.shape[1], right + pad)
 
     small = _work_copy(image[y0:y1, x0:x1, :3])
-    seeds = _seeds_from_rough(mask[y0:y1, x0:x1], (top - y0, bottom - y0, left - x0, right - x0), small.shape[:2])
-    if np.count_nonzero(seeds == cv2.GC_PR_FGD) < GMM_COMPONENTS:
+    sh, sw = small.shape[:2]
+    rough = cv2.resize(mask[y0:y1, x0:x1], (sw, sh), interpolation=cv2.INTER_AREA) > 0  # thin strokes survive
+    if rough.sum() < GMM_COMPONENTS:
         raise InvalidInput("mask is too small to seed a segmentation: paint over more of the object", param="mask")
-    if np.count_nonzero(seeds != cv2.GC_PR_FGD) < GMM_COMPONENTS:  # the mask leaves no background to learn from
-        seeds = _centre_prior(small.shape[:2])
+    if (~rough).mean() < MIN_BACKGROUND:  # the mask is (nearly) the whole image: nothing to learn the background from
+        seeds = _centre_prior((sh, sw))
+    else:
+        seeds = np.where(rough, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
 
     fg = _upscale(_grabcut(small, seeds, ctx), (y1 - y0, x1 - x0))
     out = np.zeros_like(mask)
@@ -67,18 +70,6 @@ def _work_copy(rgb: np.ndarray) -> np.ndarray:
     if scale >= 1:
         return np.ascontiguousarray(rgb)
     return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-
-
-def _seeds_from_rough(rough: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray:
-    """GrabCut labels at the working size: certain background outside the box, probable
-    background inside it, probable object under the rough mask (thin strokes kept)."""
-    h, w = shape
-    sy, sx = h / rough.shape[0], w / rough.shape[1]
-    top, bottom, left, right = box
-    seeds = np.full(shape, cv2.GC_BGD, np.uint8)
-    seeds[int(top * sy) : math.ceil(bottom * sy), int(left * sx) : math.ceil(right * sx)] = cv2.GC_PR_BGD
-    seeds[cv2.resize(rough, (w, h), interpolation=cv2.INTER_AREA) > 0] = cv2.GC_PR_FGD
-    return seeds
 
 
 def _centre_prior(shape: tuple[int, int]) -> np.ndarray:
