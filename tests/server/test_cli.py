@@ -1,0 +1,52 @@
+"""The `lego-edit-mcp` command."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from server.cli import main
+from tests.conftest import photo
+
+PAPER_IDS = {"INVERSE", "BBOX", "COMPOSE", "RESIZE", "BRIGHT", "FASTINPAINT", "SOS", "MASK-SEG", "CMI-PRED", "FLUX-RCM", "FLUX-STYLE", "FLUX-CBG"}
+
+
+def test_tools_json_lists_every_cpu_brick_with_its_paper_id(capsys, settings):
+    assert main(["tools", "--json", "--cache-dir", str(settings.cache_dir)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    ids = {r["builder_id"] for r in rows}
+    assert PAPER_IDS | {"ADJUST"} <= ids
+    for row in rows:
+        assert {"name", "builder_id", "kind", "available", "backends"} <= set(row)
+        assert row["available"] and "cpu" in row["backends"]
+
+
+def test_call_runs_a_brick_and_saves_the_output(capsys, settings, monkeypatch):
+    root = settings.allowed_roots[0]
+    monkeypatch.chdir(root)
+    Image.fromarray(photo("coffee")).save("coffee.png")
+    code = main(["call", "brightness", "image=coffee.png", "ratio=0.2", "-o", "out/dark.jpg", "--cache-dir", str(settings.cache_dir)])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["image"]["path"] == "out/dark.jpg"
+    dark = np.asarray(Image.open(root / "out" / "dark.jpg"))
+    assert dark.shape == photo("coffee").shape and dark.mean() < photo("coffee").mean() * 0.6
+
+
+def test_call_errors_are_one_line_with_exit_code_2(capsys, settings, monkeypatch):
+    monkeypatch.chdir(settings.allowed_roots[0])
+    assert main(["call", "brightness", "image=missing.png", "ratio=0.4"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lego-edit-mcp: tool 'brightness', parameter `image`: no such file") and err.count("\n") == 1
+    assert main(["call", "brightness", "ratio=abc"]) == 2
+    assert "parameter `ratio`: 'abc' is not a valid Float" in capsys.readouterr().err
+
+
+def test_a_bad_schema_dir_stops_start_up_with_path_and_reason(tmp_path):
+    (tmp_path / "oops.json").write_text('{"name": "oops"}')
+    out = subprocess.run([sys.executable, "-m", "server", "tools", "--schemas", str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert str(tmp_path / "oops.json") in out.stderr and "builder_id: Field required" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,133 @@
+"""Real transports: a stdio subprocess and a streamable-HTTP subprocess, in both protocol generations."""
+
+import base64
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import asynccontextmanager
+
+import httpx2
+import numpy as np
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import ImageContent
+from PIL import Image
+
+from tests.server.conftest import MODES
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+
+def server_args(settings, *extra: str) -> list[str]:
+    return ["-m", "server", "serve", "--allow-root", str(settings.allowed_roots[0]), "--cache-dir", str(settings.cache_dir), *extra]
+
+
+def decode(blob: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(blob))))
+
+
+async def segment_invert_adjust(client: Client, photo_file) -> tuple[np.ndarray, np.ndarray, bytes]:
+    """SOS -> INVERSE -> ADJUST (grey background), passing URIs; returns (mask, final image, thumbnail)."""
+    sos = await client.call_tool("segment_salient", {"image": str(photo_file)})
+    assert not sos.is_error, sos.content
+    inv = await client.call_tool("invert_or_subtract", {"mask2": sos.structured_content["mask"]["uri"]})
+    assert not inv.is_error, inv.content
+    adj = await client.call_tool(
+        "adjust", {"image": str(photo_file), "mask": inv.structured_content["mask"]["uri"], "saturation": -1.0}
+    )
+    assert not adj.is_error, adj.content
+    mask = decode((await client.read_resource(sos.structured_content["mask"]["uri"])).contents[0].blob)
+    final = decode((await client.read_resource(adj.structured_content["image"]["uri"])).contents[0].blob)
+    thumb = next(c for c in adj.content if isinstance(c, ImageContent))
+    return mask, final, base64.b64decode(thumb.data)
+
+
+def check_edit(original: np.ndarray, mask: np.ndarray, final: np.ndarray, thumb: bytes) -> None:
+    subject, background = mask > 0, mask == 0
+    assert 0.05 < subject.mean() < 0.9
+    np.testing.assert_array_equal(final[subject], original[subject])
+    bg = final[background].astype(int)
+    assert (bg.max(axis=1) - bg.min(axis=1)).max() <= 1  # background is grey
+    assert len(thumb) <= 100_000 and max(Image.open(io.BytesIO(thumb)).size) <= 512
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_stdio_chain_on_a_real_photo(settings, photo_file, mode):
+    params = StdioServerParameters(command=sys.executable, args=server_args(settings), cwd=str(settings.allowed_roots[0]))
+    async with Client(params, mode=mode) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        assert {"segment_salient", "invert_or_subtract", "adjust"} <= names
+        mask, final, thumb = await segment_invert_adjust(client, photo_file)
+    check_edit(np.asarray(Image.open(photo_file)), mask, final, thumb)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def http_server(settings, tmp_path):
+    port = free_port()
+    env = {**os.environ, "LEGO_EDIT_TOKEN": "s3cret-token"}
+    args = server_args(settings, "--transport", "http", "--port", str(port), "--max-request-bytes", "2000000")
+    log = tmp_path / "server.log"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, *args], env=env, stderr=stderr)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}/mcp"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@asynccontextmanager
+async def http_client(url: str, mode: str, token: str = "s3cret-token"):
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
+        async with Client(streamable_http_client(url, http_client=http, max_sse_event_size=None), mode=mode) as client:
+            yield client
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_http_chain_with_a_token(http_server, photo_file, mode):
+    async with http_client(http_server, mode) as client:
+        mask, final, thumb = await segment_invert_adjust(client, photo_file)
+    check_edit(np.asarray(Image.open(photo_file)), mask, final, thumb)
+
+
+INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+def test_http_refuses_no_token_wrong_token_wrong_host_and_huge_bodies(http_server):
+    assert httpx2.post(http_server, json=INIT, headers=HEADERS).status_code == 401
+    wrong = httpx2.post(http_server, json=INIT, headers={**HEADERS, "Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and wrong.headers["www-authenticate"].startswith("Bearer")
+    auth = {**HEADERS, "Authorization": "Bearer s3cret-token"}
+    assert httpx2.post(http_server, json=INIT, headers={**auth, "Host": "evil.example.com"}).status_code == 421
+    assert httpx2.post(http_server, json=INIT, headers={**auth, "Origin": "http://evil.example.com"}).status_code == 403
+    huge = {**INIT, "params": {**INIT["params"], "pad": "x" * 3_000_000}}
+    assert httpx2.post(http_server, json=huge, headers=auth).status_code == 413
+    assert httpx2.post(http_server, json=INIT, headers=auth).status_code == 200
+
+
+def test_http_without_a_token_is_refused_unless_no_auth_on_loopback(settings):
+    env = {k: v for k, v in os.environ.items() if k != "LEGO_EDIT_TOKEN"}
+    run = lambda *extra: subprocess.run(  # noqa: E731
+        [sys.executable, *server_args(settings, "--transport", "http", *extra)], env=env, capture_output=True, text=True, timeout=30
+    )
+    missing = run()
+    assert missing.returncode == 2 and "needs a bearer token" in missing.stderr
+    public = run("--no-auth", "--host", "0.0.0.0")
+    assert public.returncode == 2 and "non-loopback" in public.stderr
