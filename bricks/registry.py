@@ -43,7 +43,7 @@ class Brick:
     input_schema: dict[str, Any] = field(init=False)
     output_schema: dict[str, Any] = field(init=False)
     _validator: jsonschema.protocols.Validator = field(init=False, repr=False)
-    _impls: dict[str, Callable[..., Any]] = field(default_factory=dict, repr=False)
+    _impls: dict[str, tuple[Callable[..., Any], bool]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.input_schema = render.input_schema(self.spec)
@@ -54,14 +54,16 @@ class Brick:
     def name(self) -> str:
         return self.spec.name
 
-    def impl(self, backend: str) -> Callable[..., Any]:
+    def impl(self, backend: str) -> tuple[Callable[..., Any], bool]:
+        """The backend's function (imported on first use) and whether it takes a `ctx`."""
         if backend not in self._impls:
             target = self.spec.backends[backend]
             module_name, _, attr = target.partition(":")
             try:
-                self._impls[backend] = getattr(importlib.import_module(module_name), attr)
+                fn = getattr(importlib.import_module(module_name), attr)
             except (ImportError, AttributeError) as exc:
                 raise BrickFailed(self.name, f"cannot load its {backend} implementation '{target}': {exc}") from None
+            self._impls[backend] = (fn, _accepts_ctx(fn))
         return self._impls[backend]
 
 
@@ -149,25 +151,29 @@ class Registry:
     async def call(
         self, name: str, args: Mapping[str, Any] | None, *, on_progress: ProgressCallback | None = None
     ) -> dict[str, Any]:
-        """Run a brick on wire arguments; image outputs come back as `StoredImage`s."""
+        """Run a brick on wire arguments; image outputs come back as `StoredImage`s.
+
+        Everything after the lookup (decoding inputs, the brick, storing outputs) runs in one
+        worker thread, so the event loop never waits on pixels.
+        """
         brick = self.get(name)
         backend, why = self.backend_for(brick)
         if backend is None:
             raise InvalidInput(f"not available on this server ({why})", brick=brick.name)
+        return await anyio.to_thread.run_sync(self._run, brick, backend, args, WorkerContext(on_progress))
+
+    def _run(self, brick: Brick, backend: str, args: Mapping[str, Any] | None, ctx: BrickContext) -> dict[str, Any]:
         try:
             inputs = self._prepare(brick, args)
+            fn, wants_ctx = brick.impl(backend)
+            if wants_ctx:
+                inputs["ctx"] = ctx
+            raw = fn(**inputs)
         except InvalidInput as exc:
             raise exc.located(brick=brick.name) from None
-        impl = brick.impl(backend)
-        if _accepts_ctx(impl):
-            inputs["ctx"] = WorkerContext(on_progress)
-        try:
-            raw = await anyio.to_thread.run_sync(lambda: impl(**inputs))
-        except InvalidInput as exc:
-            raise exc.located(brick=brick.name) from None
-        except anyio.get_cancelled_exc_class():
+        except BrickFailed:
             raise
-        except Exception as exc:
+        except Exception as exc:  # cancellation is a BaseException and passes through
             log.exception("brick %s failed", brick.name)
             raise BrickFailed(brick.name, f"{type(exc).__name__}: {exc}") from exc
         return self._store_outputs(brick, raw)
@@ -189,7 +195,8 @@ class Registry:
                     array = load_reference(value, store=self.store, settings=self.settings)
                 except InvalidInput as exc:
                     raise exc.located(param=p.name) from None
-                value = as_mask(array) if p.type == "Mask" else as_image(array)
+                # a 2-D stored array is a mask already made binary when it was stored
+                value = (array if array.ndim == 2 else as_mask(array)) if p.type == "Mask" else as_image(array)
                 if brick.spec.same_size:
                     if size is None:
                         size = (p.name, value.shape[:2])

@@ -17,13 +17,15 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp.types import CallToolResult, Tool, ToolAnnotations
 
-from bricks import Brick, BrickFailed, InvalidInput, Registry
+from bricks import Brick, BrickFailed, InvalidInput, Registry, StoredImage
 from bricks.store import URI_PREFIX
 
 from . import __version__
 from .results import error_result, tool_result
 
 log = logging.getLogger(__name__)
+
+_INLINE_THUMBNAIL_PIXELS = 256 * 256
 
 INSTRUCTIONS = """\
 Image-editing bricks (Lego-Edit). Every image result is stored and returned as a
@@ -76,6 +78,9 @@ class LegoEditServer(MCPServer[Any]):
             log.info("tool %s: %s", name, exc)
             return error_result(str(exc))
         brick = self.registry.get(name).name
+        pixels = sum(v.width * v.height for v in outputs.values() if isinstance(v, StoredImage))
+        if pixels <= _INLINE_THUMBNAIL_PIXELS:  # a thread hop costs more than these thumbnails
+            return tool_result(self.registry, brick, outputs)
         return await anyio.to_thread.run_sync(tool_result, self.registry, brick, outputs)
 
     async def _read_image(self, image_id: str) -> bytes:

@@ -50,3 +50,11 @@ def test_a_bad_schema_dir_stops_start_up_with_path_and_reason(tmp_path):
     assert out.returncode == 2
     assert str(tmp_path / "oops.json") in out.stderr and "builder_id: Field required" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_readme_lists_every_built_in_tool(registry):
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for brick in registry.all():
+        assert f"| `{brick.name}` | {brick.spec.builder_id} |" in readme
