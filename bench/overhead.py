@@ -33,14 +33,17 @@ from bricks.cpu.masks import bbox  # noqa: E402
 from server.app import LegoEditServer  # noqa: E402
 
 
-async def median_ms(fn, n: int) -> float:
-    await fn()  # warm-up
-    times = []
+async def compare(ours, base, n: int) -> tuple[float, float]:
+    """Median milliseconds of two callables, run alternately so that machine noise hits both alike."""
+    await ours()  # warm-up
+    await base()
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(n):
-        t = time.perf_counter()
-        await fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1000
+        for fn, bucket in ((ours, times[0]), (base, times[1])):
+            t = time.perf_counter()
+            await fn()
+            bucket.append(time.perf_counter() - t)
+    return statistics.median(times[0]) * 1000, statistics.median(times[1]) * 1000
 
 
 def sync(fn):
@@ -59,7 +62,7 @@ def call(client: Client, tool: str, args: dict):
 
 
 async def main(quick: bool) -> None:
-    n_small, n_big = (30, 3) if quick else (300, 15)
+    n_small, n_big = (30, 3) if quick else (300, 30)
     cache = Path(tempfile.mkdtemp(prefix="lego-bench-"))
     settings = Settings.from_env(cache_dir=cache, allowed_roots=(cache,))
     registry = Registry.from_settings(settings)
@@ -77,27 +80,22 @@ async def main(quick: bool) -> None:
     big_data_uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
     store.flush()  # the stdio servers read these from the shared cache
 
-    rows: list[tuple[str, float, float]] = []
-
     def row(label: str, ours: float, base: float) -> None:
-        rows.append((label, ours, base))
         print(f"{label:<58} {ours:9.3f} ms  vs {base:9.3f} ms  ratio {ours / base:5.2f}x", flush=True)
 
     print(f"(a) trivial brick, BBOX 64x64, median of {n_small}")
-    direct = await median_ms(sync(lambda: store.put(bbox(mask)["mask"])), n_small)
-    reg = await median_ms(lambda: registry.call("BBOX", {"mask": mask_uri}), n_small)
-    row("Registry.call vs the function (+ store)", reg, direct)
+    row("Registry.call vs the function (+ store)", *await compare(
+        lambda: registry.call("BBOX", {"mask": mask_uri}), sync(lambda: store.put(bbox(mask)["mask"])), n_small))
     ours, bare = LegoEditServer(registry), bare_server(registry)
     async with Client(ours) as c_ours, Client(bare) as c_bare:
-        row("in-memory server vs bare SDK tool",
-            await median_ms(call(c_ours, "mask_to_box", {"mask": mask_uri}), n_small),
-            await median_ms(call(c_bare, "bare_bbox", {"mask": mask_uri}), n_small))
+        row("in-memory server vs bare SDK tool", *await compare(
+            call(c_ours, "mask_to_box", {"mask": mask_uri}), call(c_bare, "bare_bbox", {"mask": mask_uri}), n_small))
         print(f"(b) ADJUST 1024x1024, median of {n_big}")
-        adj_ours = await median_ms(call(c_ours, "adjust", {"image": big_uri, "saturation": 0.3}), n_big)
-        row("in-memory server vs bare SDK tool, by reference", adj_ours,
-            await median_ms(call(c_bare, "bare_adjust", {"image": big_uri, "saturation": 0.3}), n_big))
-        row("in-memory server: inline base64 vs by reference",
-            await median_ms(call(c_ours, "adjust", {"image": big_data_uri, "saturation": 0.3}), n_big), adj_ours)
+        by_ref = call(c_ours, "adjust", {"image": big_uri, "saturation": 0.3})
+        row("in-memory server vs bare SDK tool, by reference", *await compare(
+            by_ref, call(c_bare, "bare_adjust", {"image": big_uri, "saturation": 0.3}), n_big))
+        row("in-memory server: inline base64 vs by reference", *await compare(
+            call(c_ours, "adjust", {"image": big_data_uri, "saturation": 0.3}), by_ref, n_big))
 
         print(f"(c) chain of three bricks on 1024x1024 by reference, median of {n_big}")
 
@@ -119,8 +117,7 @@ async def main(quick: bool) -> None:
 
             await anyio.to_thread.run_sync(work)
 
-        row("3-brick chain through MCP vs the functions (+ store)",
-            await median_ms(chain, n_big), await median_ms(chain_direct, n_big))
+        row("3-brick chain through MCP vs the functions (+ store)", *await compare(chain, chain_direct, n_big))
 
     py = sys.executable
     for label, args, tool, targs, n in (
@@ -133,8 +130,7 @@ async def main(quick: bool) -> None:
             Client(StdioServerParameters(command=py, args=args, cwd=root)) as c_ours,
             Client(StdioServerParameters(command=py, args=["bench/bare_server.py", str(cache)], cwd=root)) as c_bare,
         ):
-            row(f"{label}, server vs bare SDK tool",
-                await median_ms(call(c_ours, tool, targs), n), await median_ms(call(c_bare, bare_tool, targs), n))
+            row(f"{label}, server vs bare SDK tool", *await compare(call(c_ours, tool, targs), call(c_bare, bare_tool, targs), n))
 
 
 if __name__ == "__main__":

@@ -108,6 +108,7 @@ class ImageStore:
         path = self._png_path(image_id)
         if not path.exists():
             self._write(image_id, self.get(image_id))
+            self._trim_disk()
         return path.read_bytes()
 
     def save(self, image_id: str, directory: Path) -> Path:
@@ -135,6 +136,7 @@ class ImageStore:
             pending = [(i, a) for i, a in self._memory.items() if not self._png_path(i).exists()]
         for image_id, array in pending:
             self._write(image_id, array)
+        self._trim_disk()
 
     def _png_path(self, image_id: str) -> Path:
         return self.cache_dir / f"{image_id}.png"
@@ -146,15 +148,19 @@ class ImageStore:
         os.replace(tmp, path)  # atomic: a reader never sees half a file
 
     def _spill_over_budget(self) -> None:
+        wrote = False
         while self._bytes > self.memory_budget and len(self._memory) > 1:
             image_id, array = self._memory.popitem(last=False)
             self._bytes -= array.nbytes
             if not self._png_path(image_id).exists():
                 self._write(image_id, array)
-        if self.disk_budget is not None:
+                wrote = True
+        if wrote:
             self._trim_disk()
 
     def _trim_disk(self) -> None:
+        if self.disk_budget is None:
+            return
         files = sorted(self.cache_dir.glob("*.png"), key=lambda p: p.stat().st_mtime)
         total = sum(p.stat().st_size for p in files)
         for path in files:
