@@ -20,8 +20,19 @@ def accelerator() -> str | None:
     return None
 
 
-def unavailable_reason(backend: str, preference: str) -> str | None:
-    """None when `backend` can run here under the `preference` ('auto' or 'cpu'), else why not."""
+@functools.cache
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a missing parent package
+        return False
+
+
+def unavailable_reason(backend: str, target: str, preference: str) -> str | None:
+    """None when `backend` (implemented at `target`, 'module:attr') can run here, else why not."""
+    module = target.partition(":")[0]
+    if not _installed(module):
+        return f"its implementation '{module}' is not installed"
     if backend == "cpu":
         return None
     if preference == "cpu":

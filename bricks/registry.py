@@ -140,8 +140,8 @@ class Registry:
     def backend_for(self, brick: Brick) -> tuple[str | None, str]:
         """(the backend that will run the brick, '') or (None, why none can)."""
         reasons = []
-        for backend in brick.spec.backends:
-            reason = backends.unavailable_reason(backend, self.settings.backend)
+        for backend, target in brick.spec.backends.items():
+            reason = backends.unavailable_reason(backend, target, self.settings.backend)
             if reason is None:
                 return backend, ""
             reasons.append(f"{backend}: {reason}")

@@ -138,14 +138,17 @@ def test_a_crashing_brick_is_reported_without_traceback(demo, tmp_path):
         call(registry, "broken", {"image": uri})
 
 
-def test_missing_implementation_is_reported(registry, tmp_path):
-    schema = {**DEMO_SCHEMA, "backends": {"cpu": "no_such_module_here:run"}}
+def test_missing_implementation(demo, tmp_path):
+    registry, _ = demo
     (tmp_path / "x").mkdir()
-    (tmp_path / "x" / "tint_region.json").write_text(json.dumps(schema))
+    for name, target in (("no_module", "no_such_module_here:run"), ("no_attr", "demo_tint:nope")):
+        schema = {**DEMO_SCHEMA, "name": name, "builder_id": name.upper().replace("_", "-"), "backends": {"cpu": target}}
+        (tmp_path / "x" / f"{name}.json").write_text(json.dumps(schema))
     registry.load_dir(tmp_path / "x")
+    assert registry.backend_for(registry.get("no_module")) == (None, "cpu: its implementation 'no_such_module_here' is not installed")
     uri = registry.store.put(photo("astronaut")[:8, :8]).uri
-    with pytest.raises(BrickFailed, match="cannot load its cpu implementation 'no_such_module_here:run'"):
-        call(registry, "tint_region", {"image": uri})
+    with pytest.raises(BrickFailed, match="cannot load its cpu implementation 'demo_tint:nope'"):
+        call(registry, "no_attr", {"image": uri})
 
 
 def test_gpu_only_brick_is_unavailable_with_a_reason(registry, tmp_path):

@@ -20,7 +20,10 @@ def test_tools_json_lists_every_cpu_brick_with_its_paper_id(capsys, settings):
     assert PAPER_IDS | {"ADJUST"} <= ids
     for row in rows:
         assert {"name", "builder_id", "kind", "available", "backends"} <= set(row)
-        assert row["available"] and "cpu" in row["backends"]
+        if "cpu" in row["backends"]:
+            assert row["available"], row
+        else:  # GPU-only bricks: listed, unavailable here, with the reason
+            assert not row["available"] and row["reason"].startswith("gpu: "), row
 
 
 def test_call_runs_a_brick_and_saves_the_output(capsys, settings, monkeypatch):

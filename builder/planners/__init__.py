@@ -1,0 +1,1 @@
+"""Planner backends: turn (image, instruction) into workflow JSON text."""

@@ -1,0 +1,49 @@
+"""What every planner backend takes and gives back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from bricks.spec import BrickSpec
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """One planning attempt.
+
+    `system_prompt` is the whole Builder prompt (role, rules, types, tools, examples) ending
+    with the instruction, as the released Builder was trained on: send it as the text beside
+    the image. `instruction` is the bare instruction (with the user-mask note when a mask was
+    given), for backends that parse it themselves. `inits` maps the names usable as
+    `init[<name>]` to their value type ("Image" or "Mask"); `feedback` holds the errors of
+    earlier attempts, oldest first, for re-planning.
+    """
+
+    system_prompt: str
+    instruction: str
+    image: np.ndarray
+    bricks: tuple[BrickSpec, ...]
+    inits: dict[str, str]
+    feedback: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlanText:
+    """A planner's answer: free reasoning (may be empty) and the workflow JSON text."""
+
+    reasoning: str
+    workflow: str
+    details: dict[str, object] = field(default_factory=dict)  # backend-specific facts: tokens, model, timings
+
+
+class Planner(Protocol):
+    name: str
+
+    async def plan(self, request: PlanRequest) -> PlanText: ...
+
+
+class PlannerUnavailable(Exception):
+    """The backend cannot run here (no model configured, endpoint unreachable, ...)."""

@@ -1,0 +1,173 @@
+"""Check a workflow against the registry before anything runs.
+
+Errors (raised together as `WorkflowInvalid`): unknown or unavailable brick, unknown input or
+output key, required input missing, reference to a missing, later or undeclared output or to
+an initial input that was not given, type mismatch, bad literal, duplicate step numbers,
+cycles, empty or non-image result. Warnings: outputs nobody uses.
+
+Type coercions allowed, both done by the registry at run time: a Mask may feed an Image input
+(as a grey image) and an Int may feed a Float. Everything else must match exactly; a string
+literal in an Image or Mask input is taken as an image reference (URI, path or data URI).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from bricks import Registry, UnknownTool
+from bricks.spec import IMAGE_TYPES, BrickSpec, Param
+
+from .workflow import Issue, Ref, Step, Workflow, WorkflowInvalid
+
+_COERCIONS = {("Mask", "Image"), ("Int", "Float")}
+
+
+def compatible(source: str, target: str) -> bool:
+    """Whether a value of type `source` may feed an input of type `target`."""
+    return source == target or (source, target) in _COERCIONS
+
+
+def validate_workflow(workflow: Workflow, registry: Registry, inits: Mapping[str, str]) -> list[Issue]:
+    """Return the warnings, or raise `WorkflowInvalid` listing every error.
+
+    `inits` maps each name usable as `init[<name>]` to its type ("Image" or "Mask").
+    """
+    issues: list[Issue] = []
+    numbers = [s.number for s in workflow.steps]
+    for n in sorted({n for n in numbers if numbers.count(n) > 1}):
+        issues.append(Issue(f"step number {n} is used {numbers.count(n)} times", step=n))
+    specs: dict[int, BrickSpec] = {}
+    for step in workflow.steps:
+        spec = _brick(step, registry, issues)
+        if spec is not None:
+            specs.setdefault(step.number, spec)
+    cyclic = _cyclic_steps(workflow.steps)
+    for step in workflow.steps:
+        if step.number in specs:
+            _check_step(step, specs, inits, cyclic, issues)
+    for ref in workflow.result:
+        kind = _ref_type(ref, None, specs, inits, cyclic, issues, where=Issue("", None, "result"))
+        if kind is not None and kind not in IMAGE_TYPES:
+            issues.append(Issue(f"{ref} is a {kind}; the result lists images or masks only", input="result"))
+    if not workflow.result:
+        issues.append(Issue("the result is empty", input="result"))
+    warnings = _unused_outputs(workflow, specs)
+    if issues:
+        raise WorkflowInvalid(issues, warnings)
+    return warnings
+
+
+def _brick(step: Step, registry: Registry, issues: list[Issue]) -> BrickSpec | None:
+    try:
+        brick = registry.get(step.brick)
+    except UnknownTool as exc:
+        issues.append(Issue(exc.reason.replace("unknown tool", "unknown brick"), step=step.number))
+        return None
+    backend, why = registry.backend_for(brick)
+    if backend is None:
+        issues.append(Issue(f"brick {brick.spec.builder_id} is not available here ({why})", step=step.number))
+        return None
+    return brick.spec
+
+
+def _check_step(step: Step, specs: dict[int, BrickSpec], inits: Mapping[str, str], cyclic: set[int], issues: list[Issue]) -> None:
+    spec = specs[step.number]
+    declared = ", ".join(p.name for p in spec.inputs)
+    for key in step.inputs:
+        if spec.input(key) is None:
+            issues.append(Issue(f"{spec.builder_id} has no input '{key}' (its inputs: {declared})", step.number, key))
+    for param in spec.inputs:
+        value = step.inputs.get(param.name)
+        if value is None:
+            if param.required:
+                issues.append(Issue(f"required input of {spec.builder_id} is missing", step.number, param.name))
+        elif isinstance(value, Ref):
+            where = Issue("", step.number, param.name)
+            kind = _ref_type(value, step.number, specs, inits, cyclic, issues, where)
+            if kind is not None and not compatible(kind, param.type):
+                issues.append(Issue(f"{value} is a {kind} but {spec.builder_id} needs a {param.type} here", step.number, param.name))
+        else:
+            reason = _literal_problem(param, value)
+            if reason:
+                issues.append(Issue(reason, step.number, param.name))
+    outputs = {o.name for o in spec.outputs}
+    for key in step.outputs:
+        if key not in outputs:
+            issues.append(Issue(f"{spec.builder_id} has no output '{key}' (its outputs: {', '.join(sorted(outputs))})", step.number, key))
+
+
+def _ref_type(
+    ref: Ref, citing: int | None, specs: dict[int, BrickSpec], inits: Mapping[str, str], cyclic: set[int],
+    issues: list[Issue], where: Issue,
+) -> str | None:
+    """The type `ref` points to, or None after recording why it points nowhere."""
+    def fail(reason: str) -> None:
+        issues.append(Issue(reason, where.step, where.input))
+
+    if ref.step is None:
+        if ref.key not in inits:
+            given = ", ".join(f"init[{k}]" for k in inits)
+            hint = " (the user gave no mask)" if ref.key == "mask" else ""
+            fail(f"{ref} was not given{hint}; available: {given}")
+            return None
+        return inits[ref.key]
+    if citing is not None and ref.step >= citing:
+        fail(f"{ref} forms a cycle" if citing in cyclic else f"{ref} refers to step {ref.step}, which does not come before step {citing}")
+        return None
+    spec = specs.get(ref.step)
+    if spec is None:
+        fail(f"{ref} refers to step {ref.step}, which does not exist or is invalid")
+        return None
+    output = next((o for o in spec.outputs if o.name == ref.key), None)
+    if output is None:
+        fail(f"{ref}: step {ref.step} ({spec.builder_id}) has no output '{ref.key}'")
+        return None
+    return output.type
+
+
+def _literal_problem(param: Param, value: object) -> str | None:
+    if param.type in IMAGE_TYPES:
+        return None if isinstance(value, str) else f"expected a reference or an image URI, got {value!r}"
+    if param.type == "Str":
+        if not isinstance(value, str):
+            return f"expected a string, got {value!r}"
+        if param.enum is not None and value not in param.enum:
+            return f"must be one of {', '.join(param.enum)}, got {value!r}"
+        return None
+    if param.type == "Bool":
+        return None if isinstance(value, bool) else f"expected true or false, got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, int | float) or (param.type == "Int" and not float(value).is_integer()):
+        return f"expected a {param.type}, got {value!r}"
+    if param.minimum is not None and value < param.minimum:
+        return f"must be >= {param.minimum}, got {value}"
+    if param.maximum is not None and value > param.maximum:
+        return f"must be <= {param.maximum}, got {value}"
+    return None
+
+
+def _cyclic_steps(steps: tuple[Step, ...]) -> set[int]:
+    """Step numbers that take part in a reference cycle."""
+    graph = {s.number: {v.step for v in s.inputs.values() if isinstance(v, Ref) and v.step is not None} for s in steps}
+    cyclic: set[int] = set()
+    for start in graph:
+        stack, seen = list(graph[start]), set()
+        while stack:
+            node = stack.pop()
+            if node == start:
+                cyclic.add(start)
+                break
+            if node not in seen and node in graph:
+                seen.add(node)
+                stack.extend(graph[node])
+    return cyclic
+
+
+def _unused_outputs(workflow: Workflow, specs: dict[int, BrickSpec]) -> list[Issue]:
+    used = {(v.step, v.key) for s in workflow.steps for v in s.inputs.values() if isinstance(v, Ref)}
+    used |= {(r.step, r.key) for r in workflow.result}
+    warnings = []
+    for step in workflow.steps:
+        for key, ref in step.outputs.items():
+            if ref is not None and (step.number, key) not in used and step.number in specs:
+                warnings.append(Issue(f"output {ref} is never used", step.number, key))
+    return warnings
