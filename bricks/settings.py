@@ -35,6 +35,17 @@ class Settings:
     """Extra directories of brick schema files, loaded after the built-in ones."""
     backend: str = "auto"
     """'auto' picks the first backend a brick lists that can run here; 'cpu' forces CPU backends."""
+    builder: str = "auto"
+    """Planner of `lego_edit`: auto, transformers, openai, sampling or rules."""
+    builder_model: str | None = None
+    """Builder MLLM (hub id or path) for the transformers planner; 'auto' uses it only when set."""
+    builder_subfolder: str | None = None
+    builder_template: Path | None = None
+    """A prompt template file replacing the built-in Builder prompt."""
+    openai_url: str | None = None
+    """Base URL of an OpenAI-compatible endpoint (e.g. vLLM serving the Builder), for the openai planner."""
+    openai_model: str | None = None
+    max_replans: int = 2
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -59,7 +70,7 @@ def _convert(name: str, annotation: Any, raw: str) -> Any:
             return int(raw.replace("_", ""))
         if "tuple[Path" in kind:
             return tuple(Path(p).expanduser() for p in raw.split(os.pathsep) if p)
-        if "Path" in kind:
+        if kind.startswith("pathlib.Path") or kind.startswith("Path"):
             return Path(raw).expanduser()
         return raw
     except ValueError:

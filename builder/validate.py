@@ -27,10 +27,13 @@ def compatible(source: str, target: str) -> bool:
     return source == target or (source, target) in _COERCIONS
 
 
-def validate_workflow(workflow: Workflow, registry: Registry, inits: Mapping[str, str]) -> list[Issue]:
+def validate_workflow(
+    workflow: Workflow, registry: Registry, inits: Mapping[str, str], *, check_available: bool = True
+) -> list[Issue]:
     """Return the warnings, or raise `WorkflowInvalid` listing every error.
 
     `inits` maps each name usable as `init[<name>]` to its type ("Image" or "Mask").
+    `check_available=False` checks against the whole catalogue, runnable here or not.
     """
     issues: list[Issue] = []
     numbers = [s.number for s in workflow.steps]
@@ -38,7 +41,7 @@ def validate_workflow(workflow: Workflow, registry: Registry, inits: Mapping[str
         issues.append(Issue(f"step number {n} is used {numbers.count(n)} times", step=n))
     specs: dict[int, BrickSpec] = {}
     for step in workflow.steps:
-        spec = _brick(step, registry, issues)
+        spec = _brick(step, registry, issues, check_available)
         if spec is not None:
             specs.setdefault(step.number, spec)
     cyclic = _cyclic_steps(workflow.steps)
@@ -48,7 +51,7 @@ def validate_workflow(workflow: Workflow, registry: Registry, inits: Mapping[str
     for ref in workflow.result:
         kind = _ref_type(ref, None, specs, inits, cyclic, issues, where=Issue("", None, "result"))
         if kind is not None and kind not in IMAGE_TYPES:
-            issues.append(Issue(f"{ref} is a {kind}; the result lists images or masks only", input="result"))
+            issues.append(Issue(f"{ref} is of type {kind}; the result lists images or masks only", input="result"))
     if not workflow.result:
         issues.append(Issue("the result is empty", input="result"))
     warnings = _unused_outputs(workflow, specs)
@@ -57,14 +60,14 @@ def validate_workflow(workflow: Workflow, registry: Registry, inits: Mapping[str
     return warnings
 
 
-def _brick(step: Step, registry: Registry, issues: list[Issue]) -> BrickSpec | None:
+def _brick(step: Step, registry: Registry, issues: list[Issue], check_available: bool) -> BrickSpec | None:
     try:
         brick = registry.get(step.brick)
     except UnknownTool as exc:
         issues.append(Issue(exc.reason.replace("unknown tool", "unknown brick"), step=step.number))
         return None
     backend, why = registry.backend_for(brick)
-    if backend is None:
+    if check_available and backend is None:
         issues.append(Issue(f"brick {brick.spec.builder_id} is not available here ({why})", step=step.number))
         return None
     return brick.spec
@@ -85,7 +88,7 @@ def _check_step(step: Step, specs: dict[int, BrickSpec], inits: Mapping[str, str
             where = Issue("", step.number, param.name)
             kind = _ref_type(value, step.number, specs, inits, cyclic, issues, where)
             if kind is not None and not compatible(kind, param.type):
-                issues.append(Issue(f"{value} is a {kind} but {spec.builder_id} needs a {param.type} here", step.number, param.name))
+                issues.append(Issue(f"{value} is of type {kind} but {spec.builder_id} needs {param.type} here", step.number, param.name))
         else:
             reason = _literal_problem(param, value)
             if reason:
@@ -111,12 +114,12 @@ def _ref_type(
             fail(f"{ref} was not given{hint}; available: {given}")
             return None
         return inits[ref.key]
-    if citing is not None and ref.step >= citing:
-        fail(f"{ref} forms a cycle" if citing in cyclic else f"{ref} refers to step {ref.step}, which does not come before step {citing}")
-        return None
     spec = specs.get(ref.step)
     if spec is None:
         fail(f"{ref} refers to step {ref.step}, which does not exist or is invalid")
+        return None
+    if citing is not None and ref.step >= citing:
+        fail(f"{ref} forms a cycle" if citing in cyclic else f"{ref} refers to step {ref.step}, which does not come before step {citing}")
         return None
     output = next((o for o in spec.outputs if o.name == ref.key), None)
     if output is None:

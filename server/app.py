@@ -61,6 +61,9 @@ class LegoEditServer(MCPServer[Any]):
             description="A stored image or mask, as PNG",
             mime_type="image/png",
         )(self._read_image)
+        from . import edit_tools
+
+        edit_tools.register(self)
         _advertise_list_changed(self)
 
     async def list_tools(self) -> list[Tool]:

@@ -42,11 +42,20 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--thumbnail-side", type=int, help="long side of inline thumbnails; 0 turns them off")
     g.add_argument("--backend", choices=["auto", "cpu"], help="'cpu' forces CPU backends")
 
+    planning = argparse.ArgumentParser(add_help=False)
+    g = planning.add_argument_group("planning (lego_edit and edit)")
+    g.add_argument("--builder", choices=["auto", "transformers", "openai", "sampling", "rules"], help="the planner (default auto)")
+    g.add_argument("--builder-model", help="Builder MLLM: hub id or local path (default for transformers: xiaomi-research/lego-edit, subfolder Builder)")
+    g.add_argument("--builder-subfolder", help="subfolder of --builder-model holding the weights")
+    g.add_argument("--builder-template", type=Path, help="a prompt template file replacing the built-in Builder prompt")
+    g.add_argument("--openai-url", help="base URL of an OpenAI-compatible endpoint serving the Builder, e.g. http://127.0.0.1:8001/v1")
+    g.add_argument("--openai-model", help="model name at that endpoint")
+
     p = argparse.ArgumentParser(prog="lego-edit-mcp", description="Lego-Edit image-editing bricks as an MCP server.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command")
 
-    serve = sub.add_parser("serve", parents=[common], help="run the MCP server (stdio by default)")
+    serve = sub.add_parser("serve", parents=[common, planning], help="run the MCP server (stdio by default)")
     serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -67,6 +76,14 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("-o", "--output", type=Path, help="save the image output here (several: OUT.<name>.ext)")
     call.set_defaults(func=_call)
 
+    edit = sub.add_parser("edit", parents=[common, planning], help='edit a photo from an instruction: edit IMAGE "instruction"')
+    edit.add_argument("image", help="the photo (a file path)")
+    edit.add_argument("instruction", help="what to change, e.g. 'blur the background and make it warmer'")
+    edit.add_argument("--mask", help="a mask of the region the instruction is about")
+    edit.add_argument("--plan-only", action="store_true", help="print the plan without running it")
+    edit.add_argument("-o", "--output", type=Path, help="save the result here (several results: OUT.<n>.ext)")
+    edit.set_defaults(func=_edit)
+
     p.set_defaults(func=lambda a: _serve(p.parse_args(["serve"])))  # bare `lego-edit-mcp` serves stdio
     return p
 
@@ -83,6 +100,7 @@ def _registry(args: argparse.Namespace):
         max_bytes=args.max_bytes,
         thumbnail_side=args.thumbnail_side,
         backend=args.backend,
+        **{k: getattr(args, k, None) for k in ("builder", "builder_model", "builder_subfolder", "builder_template", "openai_url", "openai_model")},
     )
     return Registry.from_settings(settings)
 
@@ -164,6 +182,42 @@ def _call(args: argparse.Namespace) -> int:
         else:
             report[name] = value
     registry.store.flush()
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _edit(args: argparse.Namespace) -> int:
+    import anyio
+
+    from builder.editor import Editor
+    from builder.planners.select import Planners, choose
+    from builder.prompt import BuilderPrompt
+
+    registry = _registry(args)
+    settings = registry.settings
+    planner = Planners(settings).get(choose(settings, can_sample=False))
+    editor = Editor(registry, planner, BuilderPrompt(registry, settings.builder_template), max_retries=settings.max_replans)
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        print(f"[{done:.1f}/{total:.0f}] {message or ''}", file=sys.stderr)
+
+    outcome = anyio.run(lambda: editor.edit(args.image, args.instruction, args.mask, run=not args.plan_only, on_progress=progress))
+    final = outcome.attempts[-1]
+    report: dict[str, Any] = {"reasoning": final.reasoning, "workflow": outcome.workflow.to_json(), "warnings": final.warnings}
+    if len(outcome.attempts) > 1:
+        report["failed_attempts"] = [a.error for a in outcome.attempts[:-1]]
+    if outcome.execution is not None:
+        execution = outcome.execution
+        report["timings"] = {**execution.timings(), "total": round(execution.seconds, 4)}
+        report["results"] = []
+        for i, image in enumerate(execution.results, 1):
+            entry: dict[str, Any] = {"uri": image.uri, "width": image.width, "height": image.height}
+            if args.output is not None:
+                path = args.output if len(execution.results) == 1 else args.output.with_suffix(f".{i}{args.output.suffix or '.png'}")
+                _save(registry.store.get(image.id), path)
+                entry["path"] = str(path)
+            report["results"].append(entry)
+        registry.store.flush()
     print(json.dumps(report, indent=2))
     return 0
 

@@ -1,4 +1,4 @@
-"""A brick's outputs -> an MCP tool result: resource links, capped thumbnails, structured content."""
+"""Results -> MCP content: resource links, capped thumbnails, structured content."""
 
 from __future__ import annotations
 
@@ -12,39 +12,41 @@ from bricks import Registry, StoredImage
 from bricks.images import thumbnail
 
 
+def image_content(registry: Registry, label: str, image: StoredImage) -> tuple[dict[str, Any], list[ContentBlock]]:
+    """The structured entry `{uri, width, height, path?}` and the blocks (link, thumbnail) of one image."""
+    settings = registry.settings
+    entry: dict[str, Any] = {"uri": image.uri, "width": image.width, "height": image.height}
+    if settings.output_dir is not None:
+        entry["path"] = str(registry.store.save(image.id, settings.output_dir))
+    kind = "mask" if image.is_mask else "image"
+    blocks: list[ContentBlock] = [
+        ResourceLink(uri=image.uri, name=label, title=f"{label} ({image.width}x{image.height} {kind})", mime_type="image/png")
+    ]
+    if settings.thumbnail_side > 0:
+        data, mime = thumbnail(registry.store.get(image.id), max_side=settings.thumbnail_side, max_bytes=settings.thumbnail_bytes)
+        blocks.append(ImageContent(data=base64.b64encode(data).decode(), mime_type=mime))
+    return entry, blocks
+
+
 def tool_result(registry: Registry, brick: str, outputs: dict[str, Any]) -> CallToolResult:
-    """One `ResourceLink` and one thumbnail per image output, plus the structured outputs as JSON text.
+    """A brick's outputs: per image a link and a thumbnail, plus the structured outputs as JSON text.
 
     The JSON text repeats the structured content for clients of protocol versions before
     structured output. Images travel by reference: the full picture is a resource read away.
     """
-    settings = registry.settings
     content: list[ContentBlock] = []
     structured: dict[str, Any] = {}
     for name, value in outputs.items():
-        if not isinstance(value, StoredImage):
+        if isinstance(value, StoredImage):
+            structured[name], blocks = image_content(registry, f"{brick}.{name}", value)
+            content += blocks
+        else:
             structured[name] = value
-            continue
-        entry: dict[str, Any] = {"uri": value.uri, "width": value.width, "height": value.height}
-        if settings.output_dir is not None:
-            entry["path"] = str(registry.store.save(value.id, settings.output_dir))
-        structured[name] = entry
-        content.append(
-            ResourceLink(
-                uri=value.uri,
-                name=f"{brick}.{name}",
-                title=f"{name} of {brick} ({value.width}x{value.height} {'mask' if value.is_mask else 'image'})",
-                mime_type="image/png",
-            )
-        )
-        if settings.thumbnail_side > 0:
-            data, mime = thumbnail(
-                registry.store.get(value.id), max_side=settings.thumbnail_side, max_bytes=settings.thumbnail_bytes
-            )
-            content.append(ImageContent(data=base64.b64encode(data).decode(), mime_type=mime))
     content.append(TextContent(text=json.dumps(structured)))
     return CallToolResult(content=content, structured_content=structured)
 
 
-def error_result(message: str) -> CallToolResult:
-    return CallToolResult(content=[TextContent(text=message)], is_error=True)
+def error_result(message: str, details: dict[str, Any] | None = None) -> CallToolResult:
+    """A tool error the caller can read: the message, then structured details as JSON when any."""
+    text = message if not details else f"{message}\n{json.dumps(details, indent=1)}"
+    return CallToolResult(content=[TextContent(text=text)], is_error=True)

@@ -7,6 +7,7 @@ from typing import Protocol
 
 import numpy as np
 
+from bricks.errors import LegoEditError
 from bricks.spec import BrickSpec
 
 
@@ -45,5 +46,19 @@ class Planner(Protocol):
     async def plan(self, request: PlanRequest) -> PlanText: ...
 
 
-class PlannerUnavailable(Exception):
+class PlannerUnavailable(LegoEditError):
     """The backend cannot run here (no model configured, endpoint unreachable, ...)."""
+
+
+def split_reasoning(text: str) -> tuple[str, str]:
+    """'<think>why</think> {json}' -> ('why', '{json}'); text without a think block is all JSON.
+
+    Anything around the JSON object (a code fence, a closing remark) is dropped.
+    """
+    reasoning = ""
+    start, end = text.find("<think>"), text.find("</think>")
+    if start != -1 and end > start:
+        reasoning = text[start + len("<think>") : end].strip()
+        text = text[end + len("</think>") :]
+    first, last = text.find("{"), text.rfind("}")
+    return reasoning, (text[first : last + 1] if first != -1 and last > first else text.strip())

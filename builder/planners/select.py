@@ -1,0 +1,58 @@
+"""Which planner plans an edit: the `builder` setting, with 'auto' deciding per call.
+
+auto: the local MLLM when one is configured, else an OpenAI-compatible endpoint when one is
+configured, else the host's model through MCP sampling when the client offers it, else rules.
+"""
+
+from __future__ import annotations
+
+from bricks import Settings
+
+from .base import Planner, PlannerUnavailable
+
+BACKENDS = ("auto", "transformers", "openai", "sampling", "rules")
+
+
+def choose(settings: Settings, *, can_sample: bool) -> str:
+    if settings.builder not in BACKENDS:
+        raise PlannerUnavailable(f"unknown builder '{settings.builder}'; choose one of {', '.join(BACKENDS)}")
+    if settings.builder != "auto":
+        return settings.builder
+    if settings.builder_model:
+        return "transformers"
+    if settings.openai_url:
+        return "openai"
+    return "sampling" if can_sample else "rules"
+
+
+class Planners:
+    """Builds each planner once (the MLLM loads its weights on first use and stays loaded)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._made: dict[str, Planner] = {}
+
+    def get(self, name: str) -> Planner:
+        if name == "sampling":
+            raise PlannerUnavailable("the sampling planner needs an MCP client that offers sampling")
+        if name not in self._made:
+            self._made[name] = self._make(name)
+        return self._made[name]
+
+    def _make(self, name: str) -> Planner:
+        s = self.settings
+        if name == "rules":
+            from .rules import RulesPlanner
+
+            return RulesPlanner()
+        if name == "transformers":
+            from .mllm import MLLMPlanner
+
+            return MLLMPlanner(s.builder_model or "xiaomi-research/lego-edit", subfolder=s.builder_subfolder if s.builder_model else "Builder")
+        if name == "openai":
+            if not s.openai_url:
+                raise PlannerUnavailable("the openai planner needs --openai-url (or LEGO_EDIT_OPENAI_URL)")
+            from .openai_compat import OpenAIPlanner
+
+            return OpenAIPlanner(s.openai_url, model=s.openai_model)
+        raise PlannerUnavailable(f"unknown builder '{name}'")

@@ -1,0 +1,104 @@
+"""The Builder's prompt, rendered from the registry in the layout of the Lego-Edit paper.
+
+Role, rules, the value types, the PREDICT and EDIT model lists (each with Input / Output /
+Constraint lines), worked examples, then the instruction. Only available bricks are listed,
+and only examples whose bricks are all available. A template file can replace the built-in
+text; it may use $types, $predict_models, $edit_models, $examples and $instruction (the
+released checkpoint's own prompt marks the instruction `YourInstruction`, which works too).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from bricks import Registry
+from bricks.spec import BrickSpec
+
+USER_MASK_NOTE = "The user gave a mask. "
+_TYPE_LINES = {"Image": "Image", "Mask": "Mask", "Str": "Str (English text only)", "Float": "Float", "Int": "Int", "Bool": "Bool"}
+
+
+@dataclass(frozen=True)
+class Example:
+    instruction: str
+    mask: bool
+    workflow: dict[str, Any]
+    source: str
+
+    def bricks(self) -> set[str]:
+        return {e["model"] for e in self.workflow["pipeline"] if "model" in e}
+
+
+def load_examples() -> list[Example]:
+    root = importlib.resources.files("builder") / "examples"
+    examples = []
+    for entry in sorted(root.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".json"):
+            data = json.loads(entry.read_text(encoding="utf-8"))
+            examples.append(Example(data["instruction"], data["mask"], data["workflow"], entry.name))
+    return examples
+
+
+def instruction_text(instruction: str, has_mask: bool) -> str:
+    """The instruction as the Builder sees it: a user mask is announced up front."""
+    return USER_MASK_NOTE + instruction if has_mask else instruction
+
+
+def brick_text(spec: BrickSpec, number: int) -> str:
+    """One model entry: '3.SOS (description)' then its Input / Output / Constraint lines."""
+    inputs = ", ".join(f"{p.type}[{p.name}]" for p in spec.inputs)
+    outputs = ", ".join(f"{o.type}[{o.name}]" for o in spec.outputs)
+    lines = [f"{number}.{spec.builder_id} ({spec.description})", f"Input: {{{inputs}}}", f"Output: {{{outputs}}}"]
+    constraints = [spec.constraint or ""]
+    for p in spec.inputs:
+        bits = []
+        if not p.required:
+            bits.append("optional" + (f", default {p.default}" if p.default is not None else ", may be null"))
+        if p.minimum is not None or p.maximum is not None:
+            bits.append(f"range {p.minimum if p.minimum is not None else '-inf'} to {p.maximum if p.maximum is not None else 'inf'}")
+        if p.enum:
+            bits.append("one of " + ", ".join(p.enum))
+        if bits:
+            constraints.append(f"{p.name}: {'; '.join(bits)}.")
+    lines.append("Constraint: " + (" ".join(c for c in constraints if c) or "None"))
+    return "\n".join(lines)
+
+
+class BuilderPrompt:
+    def __init__(self, registry: Registry, template: Path | None = None):
+        self.registry = registry
+        self.template = Template(
+            template.read_text(encoding="utf-8") if template is not None
+            else (importlib.resources.files("builder") / "prompt_template.txt").read_text(encoding="utf-8")
+        )
+        self.examples = load_examples()
+
+    def render(self, instruction: str) -> str:
+        specs = [b.spec for b in self.registry.available()]
+        ids = {s.builder_id for s in specs}
+        used = {t for s in specs for t in [*(p.type for p in s.inputs), *(o.type for o in s.outputs)]}
+        types = [t for t in _TYPE_LINES if t in used]
+        examples = [e for e in self.examples if e.bricks() <= ids]
+        text = self.template.safe_substitute(
+            types="There are only these types of input and output:\n" + "\n".join(f"{i}. {_TYPE_LINES[t]}" for i, t in enumerate(types, 1)),
+            predict_models=self._models(specs, "predict"),
+            edit_models=self._models(specs, "edit"),
+            examples="".join(self._example(i, e) for i, e in enumerate(examples, 1)),
+            instruction=instruction,
+        )
+        return text.replace("YourInstruction", instruction)
+
+    @staticmethod
+    def _models(specs: list[BrickSpec], kind: str) -> str:
+        chosen = [s for s in specs if s.kind == kind]
+        return "\n".join(brick_text(s, i) for i, s in enumerate(chosen, 1)) or "(none available)"
+
+    @staticmethod
+    def _example(number: int, example: Example) -> str:
+        body = json.dumps({**example.workflow, "process": instruction_text(example.instruction, example.mask)}, indent=2, ensure_ascii=False)
+        return f"\n**Example {number}:**\nUser instruction: {instruction_text(example.instruction, example.mask)}\nExpected output:\n{body}\n"

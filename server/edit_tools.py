@@ -1,0 +1,242 @@
+"""The high-level tools: `lego_edit` (plan and run), `plan_edit` (plan only), `run_workflow`,
+and the resources `lego://workflow/schema` and `lego://builder/prompt`.
+
+No `from __future__ import annotations` here: the SDK evaluates the tool signatures, whose
+resolver markers name local functions.
+"""
+
+import base64
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+import mcp.types as types
+from mcp.server.mcpserver import Context, Resolve, Sample
+from pydantic import BaseModel, Field
+
+from bricks import InvalidInput, LegoEditError
+from bricks.images import thumbnail
+from builder.editor import EditFailed, Editor, run_workflow
+from builder.executor import Execution, StepFailed, store_inits
+from builder.planners.base import PlannerUnavailable
+from builder.planners.sampling import SamplingPlanner, feedback_text
+from builder.planners.select import Planners, choose
+from builder.prompt import BuilderPrompt, instruction_text
+
+from .results import error_result, image_content
+
+if TYPE_CHECKING:
+    from .app import LegoEditServer
+
+ImageArg = Annotated[str, Field(description="The image: a lego://images/<id> URI, a file path under an allowed root, or a data:image/...;base64 URI.")]
+MaskArg = Annotated[str | None, Field(description="Optional mask of the region the instruction is about (255 = selected), any image reference.")]
+InstructionArg = Annotated[str, Field(description="What to change, in plain language, e.g. 'blur the background' or 'make it warmer'.")]
+
+
+class ImageResult(BaseModel):
+    uri: str
+    width: int
+    height: int
+    path: str | None = None
+
+
+class EditResult(BaseModel):
+    results: list[ImageResult]
+    reasoning: str
+    workflow: dict[str, Any]
+    timings: dict[str, float] = Field(description="seconds per step, and 'total'")
+    warnings: list[str]
+    attempts: list[dict[str, Any]] = Field(description="every plan tried, with its error when it failed")
+
+
+class PlanResult(BaseModel):
+    reasoning: str
+    workflow: dict[str, Any]
+    warnings: list[str]
+    attempts: list[dict[str, Any]]
+
+
+class RunResult(BaseModel):
+    results: list[ImageResult]
+    workflow: dict[str, Any]
+    timings: dict[str, float]
+    warnings: list[str]
+
+
+def register(server: "LegoEditServer") -> None:
+    registry = server.registry
+    settings = registry.settings
+    prompt = BuilderPrompt(registry, settings.builder_template)
+    planners = Planners(settings)
+
+    def wants_sampling(ctx: Context[Any, Any]) -> bool:
+        caps = ctx.client_capabilities
+        return choose(settings, can_sample=caps is not None and caps.sampling is not None) == "sampling"
+
+    async def sample_first_plan(image: str, instruction: str, mask: str | None, ctx: Context[Any, Any]) -> Sample | None:
+        """Resolver: when the host's model is the planner, ask it for the first plan (both protocol eras)."""
+        if not wants_sampling(ctx):
+            return None
+        try:
+            uri = store_inits(registry, {"image": image}, {"image": "Image"})["image"]
+        except InvalidInput:
+            return None  # the tool body reports the bad image
+        pixels = registry.store.get(registry.store.parse_uri(uri))
+        data, mime = thumbnail(pixels, max_side=1024, max_bytes=4_000_000)
+        text = prompt.render(instruction_text(instruction, mask is not None))
+        message = types.SamplingMessage(
+            role="user",
+            content=[types.ImageContent(data=base64.b64encode(data).decode(), mime_type=mime), types.TextContent(text=text)],
+        )
+        return Sample([message], max_tokens=4096, temperature=0.2)
+
+    def editor_for(ctx: Context[Any, Any], sampled: types.CreateMessageResult | None) -> Editor:
+        if sampled is not None:
+            planner = SamplingPlanner(_text_of(sampled), _legacy_ask(ctx))
+        else:
+            planner = planners.get(choose(settings, can_sample=False) if not wants_sampling(ctx) else "rules")
+        return Editor(registry, planner, prompt, max_retries=settings.max_replans)
+
+    async def edit(image: str, instruction: str, mask: str | None, ctx: Context[Any, Any], sampled: Any, run: bool):
+        progress = ctx.report_progress if ctx.request_context is not None else None
+        try:
+            outcome = await editor_for(ctx, sampled).edit(image, instruction, mask, run=run, on_progress=progress)
+        except EditFailed as exc:
+            return None, error_result(str(exc), {"attempts": [_attempt_dict(a) for a in exc.attempts]})
+        except (InvalidInput, PlannerUnavailable) as exc:
+            return None, error_result(str(exc))
+        return outcome, None
+
+    @server.tool(
+        name="lego_edit",
+        description=(
+            "Edit an image from a plain-language instruction: the Builder plans a workflow of editing bricks, "
+            "the server checks and runs it, and the edited image(s) come back by reference with thumbnails. "
+            "Give a mask to limit the edit to a region. Returns the reasoning, the workflow and per-step timings."
+        ),
+        annotations=types.ToolAnnotations(read_only_hint=True, open_world_hint=False),
+    )
+    async def lego_edit(
+        image: ImageArg,
+        instruction: InstructionArg,
+        ctx: Context[Any, Any],
+        mask: MaskArg = None,
+        sampled: Annotated[types.CreateMessageResult | None, Resolve(sample_first_plan)] = None,
+    ) -> Annotated[types.CallToolResult, EditResult]:
+        outcome, error = await edit(image, instruction, mask, ctx, sampled, run=True)
+        if error is not None:
+            return error
+        execution = outcome.execution
+        final = outcome.attempts[-1]
+        return _with_images(server, execution, "lego_edit", {
+            "reasoning": final.reasoning,
+            "workflow": outcome.workflow.to_json(),
+            "timings": {**execution.timings(), "total": round(execution.seconds, 4)},
+            "warnings": final.warnings,
+            "attempts": [_attempt_dict(a) for a in outcome.attempts],
+        })
+
+    @server.tool(
+        name="plan_edit",
+        description=(
+            "Plan an edit without running it: the Builder's reasoning and the checked workflow, "
+            "which run_workflow can run as is or after changes."
+        ),
+        annotations=types.ToolAnnotations(read_only_hint=True, open_world_hint=False),
+    )
+    async def plan_edit(
+        image: ImageArg,
+        instruction: InstructionArg,
+        ctx: Context[Any, Any],
+        mask: MaskArg = None,
+        sampled: Annotated[types.CreateMessageResult | None, Resolve(sample_first_plan)] = None,
+    ) -> Annotated[types.CallToolResult, PlanResult]:
+        outcome, error = await edit(image, instruction, mask, ctx, sampled, run=False)
+        if error is not None:
+            return error
+        final = outcome.attempts[-1]
+        structured = {
+            "reasoning": final.reasoning,
+            "workflow": outcome.workflow.to_json(),
+            "warnings": final.warnings,
+            "attempts": [_attempt_dict(a) for a in outcome.attempts],
+        }
+        return types.CallToolResult(content=[types.TextContent(text=json.dumps(structured))], structured_content=structured)
+
+    @server.tool(
+        name="run_workflow",
+        description=(
+            "Run a workflow you wrote, in Lego-Edit's JSON format (read the resource lego://workflow/schema): "
+            "it is checked first, and nothing runs if it is invalid; the error names the step and the input. "
+            "init[image] is `image`, init[mask] is `mask`; `inputs` adds more initial images as init[<name>]."
+        ),
+        annotations=types.ToolAnnotations(read_only_hint=True, open_world_hint=False),
+    )
+    async def run_workflow_tool(
+        workflow: Annotated[dict[str, Any] | str, Field(description="The workflow: {process, pipeline: [steps..., {result}]}, as an object or JSON text.")],
+        image: ImageArg,
+        ctx: Context[Any, Any],
+        mask: MaskArg = None,
+        inputs: Annotated[dict[str, str] | None, Field(description="Extra initial images by name, used as init[<name>].")] = None,
+    ) -> Annotated[types.CallToolResult, RunResult]:
+        progress = ctx.report_progress if ctx.request_context is not None else None
+        try:
+            parsed, warnings, execution = await run_workflow(registry, workflow, image, mask, inputs, on_progress=progress)
+        except StepFailed as exc:
+            return error_result(str(exc), {"step": exc.step, "brick": exc.brick, "reason": exc.reason})
+        except InvalidInput as exc:
+            details = {"issues": [i.as_dict() for i in exc.issues]} if hasattr(exc, "issues") else None
+            return error_result(str(exc), details)
+        return _with_images(server, execution, "run_workflow", {
+            "workflow": parsed.to_json(),
+            "timings": {**execution.timings(), "total": round(execution.seconds, 4)},
+            "warnings": warnings,
+        })
+
+    @server.resource("lego://workflow/schema", name="workflow-schema", mime_type="application/json",
+                     description="JSON Schema of a workflow for run_workflow, over the bricks available now")
+    def workflow_schema() -> str:
+        from builder.schema import workflow_json_schema
+
+        return json.dumps(workflow_json_schema([b.spec for b in registry.available()]), indent=1)
+
+    @server.resource("lego://builder/prompt", name="builder-prompt", mime_type="text/plain",
+                     description="The Builder's current prompt, rendered from the available bricks")
+    def builder_prompt() -> str:
+        return prompt.render("<instruction>")
+
+
+def _with_images(server: "LegoEditServer", execution: Execution, label: str, structured: dict[str, Any]) -> types.CallToolResult:
+    content: list[types.ContentBlock] = []
+    results = []
+    for i, image in enumerate(execution.results, 1):
+        entry, blocks = image_content(server.registry, f"{label}.result{i}", image)
+        results.append(entry)
+        content += blocks
+    structured = {"results": results, **structured}
+    content.append(types.TextContent(text=json.dumps(structured)))
+    return types.CallToolResult(content=content, structured_content=structured)
+
+
+def _attempt_dict(attempt: Any) -> dict[str, Any]:
+    return {"planner": attempt.planner, "reasoning": attempt.reasoning, "workflow": attempt.workflow,
+            "error": attempt.error, "warnings": attempt.warnings}
+
+
+def _text_of(result: types.CreateMessageResult) -> str:
+    content = result.content if isinstance(result.content, list) else [result.content]
+    return "".join(c.text for c in content if isinstance(c, types.TextContent))
+
+
+def _legacy_ask(ctx: Context[Any, Any]):
+    """Re-planning by sampling in the middle of a call: handshake-era sessions only."""
+    if ctx.request_context is None or ctx.request_context.session is None:
+        return None
+    if str(getattr(ctx, "protocol_version", "")) >= "2026-07-28":
+        return None
+
+    async def ask(request) -> str:
+        message = types.SamplingMessage(role="user", content=types.TextContent(text=feedback_text(request)))
+        result = await ctx.session.create_message([message], max_tokens=4096, related_request_id=ctx.request_id)
+        return _text_of(result)
+
+    return ask

@@ -1,0 +1,64 @@
+"""The offline planner: what it understands, what it refuses, and that its plans validate."""
+
+import json
+
+import anyio
+import pytest
+
+from builder.planners.base import PlanRequest
+from builder.planners.rules import PlanRefused, RulesPlanner
+from builder.validate import validate_workflow
+from builder.workflow import parse_workflow
+from tests.conftest import photo
+
+
+def plan(registry, instruction, mask=False):
+    inits = {"image": "Image", **({"mask": "Mask"} if mask else {})}
+    request = PlanRequest("", ("The user gave a mask. " if mask else "") + instruction, photo("chelsea"),
+                          tuple(b.spec for b in registry.available()), inits)
+    text = anyio.run(RulesPlanner().plan, request)
+    workflow = parse_workflow(text.workflow)
+    validate_workflow(workflow, registry, inits)
+    return [s.brick for s in workflow.steps], workflow, text.reasoning
+
+
+CASES = [
+    ("make it brighter", False, ["ADJUST"], {"brightness": 0.12}),
+    ("much darker, more contrast and a bit cooler", False, ["ADJUST"], {"brightness": -0.24, "contrast": 0.2, "warmth": -0.15}),
+    ("make the colours more vivid", True, ["ADJUST"], {"saturation": 0.3, "mask": "init[mask]"}),
+    ("turn it into a watercolor painting", False, ["CMI-PRED", "FLUX-STYLE"], {"style": "watercolour style"}),
+    ("make it black and white", False, ["CMI-PRED", "FLUX-STYLE"], {"style": "grey style"}),
+    ("make it red", True, ["FLUX-RCM"], {"mask": "init[mask]"}),
+    ("make the cat blue", False, ["SOS", "FLUX-RCM"], {}),
+    ("remove it", True, ["FASTINPAINT"], {"mask": "init[mask]"}),
+    ("change the background to white", False, ["SOS", "INVERSE", "FLUX-CBG"], {"prompt": "change the background to white"}),
+    ("blur the background", False, ["SOS", "INVERSE", "FLUX-CBG"], {"prompt": "change the background to a soft blur"}),
+    ("extend the picture 2x to the left", False, ["CMI-PRED"], {"left_ratio": 2.0, "right_ratio": 1.0}),
+    ("outpaint by 50%", False, ["CMI-PRED"], {"top_ratio": 1.5, "bottom_ratio": 1.5}),
+    ("make the cat twice as big", False, ["SOS", "FASTINPAINT", "RESIZE", "COMPOSE"], {"ratio": 2.0}),
+    ("cut out the subject", False, ["SOS"], {}),
+    ("make it warmer, then sepia", False, ["ADJUST", "CMI-PRED", "FLUX-STYLE"], {"image": "step1[image]"}),
+]
+
+
+@pytest.mark.parametrize("instruction, mask, bricks, expect", CASES, ids=[c[0] for c in CASES])
+def test_understood_instructions_give_valid_plans(registry, instruction, mask, bricks, expect):
+    got, workflow, reasoning = plan(registry, instruction, mask)
+    assert got == bricks and reasoning
+    for key, value in expect.items():  # checked on the last step that has the input
+        inputs = next(s.inputs for s in reversed(workflow.steps) if key in s.inputs)
+        assert str(inputs[key]) == str(value), (key, inputs[key])
+
+
+@pytest.mark.parametrize("instruction", ["add a hat to the cat", "change the background to a beach at sunset", "make her smile"])
+def test_refusals_name_the_alternatives(registry, instruction):
+    with pytest.raises(PlanRefused) as err:
+        plan(registry, instruction)
+    message = str(err.value)
+    assert "transformers" in message and "run_workflow" in message or "model planner" in message
+
+
+def test_edits_chain_on_the_previous_result(registry):
+    _, workflow, _ = plan(registry, "blur the background and make it warmer")
+    assert str(workflow.steps[-1].inputs["image"]) == "step3[image]"
+    assert json.loads(json.dumps(workflow.to_json()))["pipeline"][-1] == {"result": "[step4[image]]"}
