@@ -25,7 +25,7 @@ import numpy as np
 from . import backends, render
 from .context import BrickContext, ProgressCallback, WorkerContext
 from .errors import BrickFailed, InvalidInput, SchemaError, UnknownTool
-from .images import as_image, as_mask
+from .images import as_image, as_mask, binary
 from .refs import load_reference
 from .settings import Settings
 from .spec import IMAGE_TYPES, BrickSpec, load_spec
@@ -274,7 +274,7 @@ def _check_output(brick: str, kind: str, name: str, value: Any, store: ImageStor
         if kind == "Mask":
             if value.ndim != 2:
                 raise BrickFailed(brick, f"output mask '{name}' has shape {value.shape}, expected (H, W)")
-            value = np.where(value > 127 if value.dtype != bool else value, 255, 0).astype(np.uint8)
+            value = binary(value if value.dtype == bool else value > 127)
         elif value.dtype != np.uint8 or value.ndim != 3 or value.shape[2] not in (3, 4):
             raise BrickFailed(brick, f"output image '{name}' has shape {value.shape} {value.dtype}, expected uint8 RGB(A)")
         stored: StoredImage = store.put(value)

@@ -43,6 +43,13 @@ class StoredImage:
         return self.channels == 1
 
 
+def _content_id(array: np.ndarray) -> str:
+    """sha256 over the shape and the pixels: it runs on CPU instructions here, 3x faster than blake2b."""
+    digest = hashlib.sha256(repr(array.shape).encode())
+    digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()[:32]
+
+
 def _describe(image_id: str, array: np.ndarray) -> StoredImage:
     h, w = array.shape[:2]
     return StoredImage(image_id, w, h, 1 if array.ndim == 2 else array.shape[2])
@@ -64,9 +71,7 @@ class ImageStore:
         array = np.ascontiguousarray(array, dtype=np.uint8)
         if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
             raise ValueError(f"cannot store an array of shape {array.shape}")
-        digest = hashlib.sha256(repr(array.shape).encode())  # sha256 has CPU instructions: 3x blake2b here
-        digest.update(memoryview(array).cast("B"))
-        image_id = digest.hexdigest()[:32]
+        image_id = _content_id(array)
         array.setflags(write=False)  # shared by reference: nobody may edit it in place
         with self._lock:
             if image_id in self._memory:

@@ -17,6 +17,7 @@ from bricks import BrickFailed, InvalidInput, LegoEditError, Registry, StoredIma
 from bricks.context import ProgressCallback
 from bricks.images import as_image, as_mask
 from bricks.refs import load_reference
+from bricks.store import URI_PREFIX
 
 from .workflow import Ref, Step, Workflow
 
@@ -57,6 +58,9 @@ def store_inits(registry: Registry, inits: Mapping[str, Any], types: Mapping[str
     """Decode each initial image once and put it in the store; later steps read it from memory."""
     stored = {}
     for name, ref in inits.items():
+        if isinstance(ref, str) and ref.startswith(URI_PREFIX) and _stored_as(registry, ref) == types[name]:
+            stored[name] = ref  # already in the store as the right kind: no decode, no re-hash
+            continue
         try:
             array = load_reference(ref, store=registry.store, settings=registry.settings)
         except InvalidInput as exc:
@@ -64,6 +68,13 @@ def store_inits(registry: Registry, inits: Mapping[str, Any], types: Mapping[str
         array = as_mask(array) if types[name] == "Mask" and array.ndim == 3 else as_image(array) if types[name] == "Image" else array
         stored[name] = registry.store.put(array).uri
     return stored
+
+
+def _stored_as(registry: Registry, uri: str) -> str | None:
+    try:
+        return "Mask" if registry.store.info(registry.store.parse_uri(uri) or "").is_mask else "Image"
+    except InvalidInput:
+        return None
 
 
 async def execute(

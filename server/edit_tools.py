@@ -7,10 +7,12 @@ resolver markers name local functions.
 
 import base64
 import json
+import warnings
 from typing import TYPE_CHECKING, Annotated, Any
 
 import mcp.types as types
 from mcp.server.mcpserver import Context, Resolve, Sample
+from mcp.shared.exceptions import MCPDeprecationWarning
 from pydantic import BaseModel, Field
 
 from bricks import InvalidInput, LegoEditError
@@ -236,7 +238,9 @@ def _legacy_ask(ctx: Context[Any, Any]):
 
     async def ask(request) -> str:
         message = types.SamplingMessage(role="user", content=types.TextContent(text=feedback_text(request)))
-        result = await ctx.session.create_message([message], max_tokens=4096, related_request_id=ctx.request_id)
+        with warnings.catch_warnings():  # deprecated in 2026-07-28 (SEP-2577), still the handshake era's way
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            result = await ctx.session.create_message([message], max_tokens=4096, related_request_id=ctx.request_id)
         return _text_of(result)
 
     return ask

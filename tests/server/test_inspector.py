@@ -48,7 +48,7 @@ def test_inspector_lists_strictly_calls_and_reads(inspector, settings, photo_fil
     assert listed.returncode == 0, listed.stderr
     assert "portability" not in listed.stderr.lower()
     names = {t["name"] for t in json.loads(listed.stdout)["tools"]}
-    assert names == {b.name for b in registry.available()}
+    assert names == {b.name for b in registry.available()} | {"lego_edit", "plan_edit", "run_workflow"}
 
     called = run_inspector(
         inspector, settings, "--method", "tools/call", "--tool-name", "adjust",

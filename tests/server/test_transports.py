@@ -2,6 +2,7 @@
 
 import base64
 import io
+import json
 import os
 import socket
 import subprocess
@@ -46,6 +47,21 @@ async def segment_invert_adjust(client: Client, photo_file) -> tuple[np.ndarray,
     return mask, final, base64.b64decode(thumb.data)
 
 
+async def high_level_tools_work(client: Client, photo_file) -> None:
+    """lego_edit, plan_edit, run_workflow and both resources over this transport."""
+    edited = await client.call_tool("lego_edit", {"image": str(photo_file), "instruction": "make it sepia"})
+    assert not edited.is_error, edited.content
+    assert decode((await client.read_resource(edited.structured_content["results"][0]["uri"])).contents[0].blob).shape == (300, 451, 3)
+    planned = await client.call_tool("plan_edit", {"image": str(photo_file), "instruction": "warmer"})
+    ran = await client.call_tool("run_workflow", {"workflow": planned.structured_content["workflow"], "image": str(photo_file)})
+    assert not ran.is_error, ran.content
+    invalid = await client.call_tool("run_workflow", {"workflow": {"pipeline": []}, "image": str(photo_file)})
+    assert invalid.is_error and "exactly one {'result': ...} element" in invalid.content[0].text
+    schema = json.loads((await client.read_resource("lego://workflow/schema")).contents[0].text)
+    assert schema["type"] == "object"
+    assert "Now, I give you the image" in (await client.read_resource("lego://builder/prompt")).contents[0].text
+
+
 def check_edit(original: np.ndarray, mask: np.ndarray, final: np.ndarray, thumb: bytes) -> None:
     subject, background = mask > 0, mask == 0
     assert 0.05 < subject.mean() < 0.9
@@ -62,6 +78,7 @@ async def test_stdio_chain_on_a_real_photo(settings, photo_file, mode):
         names = {t.name for t in (await client.list_tools()).tools}
         assert {"segment_salient", "invert_or_subtract", "adjust"} <= names
         mask, final, thumb = await segment_invert_adjust(client, photo_file)
+        await high_level_tools_work(client, photo_file)
     check_edit(np.asarray(Image.open(photo_file)), mask, final, thumb)
 
 
@@ -103,6 +120,7 @@ async def http_client(url: str, mode: str, token: str = "s3cret-token"):
 async def test_http_chain_with_a_token(http_server, photo_file, mode):
     async with http_client(http_server, mode) as client:
         mask, final, thumb = await segment_invert_adjust(client, photo_file)
+        await high_level_tools_work(client, photo_file)
     check_edit(np.asarray(Image.open(photo_file)), mask, final, thumb)
 
 

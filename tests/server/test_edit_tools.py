@@ -1,0 +1,126 @@
+"""lego_edit, plan_edit, run_workflow and the two resources, through real MCP clients."""
+
+import json
+
+import mcp.types as types
+import numpy as np
+import pytest
+from mcp import Client
+from PIL import Image
+
+from bricks import Settings
+from server.app import LegoEditServer
+from tests.server.conftest import MODES
+
+pytestmark = pytest.mark.anyio
+
+
+def png(client_result) -> np.ndarray:
+    import base64
+    import io
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(client_result.contents[0].blob))))
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_lego_edit_with_the_rules_planner(server, photo_file, mode):
+    async with Client(server, mode=mode) as client:
+        result = await client.call_tool("lego_edit", {"image": str(photo_file), "instruction": "make it black and white"})
+        assert not result.is_error, result.content
+        out = result.structured_content
+        assert [s["model"] for s in out["workflow"]["pipeline"][:-1]] == ["CMI-PRED", "FLUX-STYLE"]
+        assert "grey style" in out["reasoning"] and set(out["timings"]) >= {"total", "step2 stylize"}
+        assert out["attempts"][0]["planner"] == "rules" and out["attempts"][0]["error"] is None
+        grey = png(await client.read_resource(out["results"][0]["uri"]))
+    assert grey.shape == (300, 451, 3) and (grey.max(axis=2).astype(int) - grey.min(axis=2) <= 1).all()
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_plan_edit_runs_nothing_and_run_workflow_runs_its_plan(server, photo_file, mode):
+    async with Client(server, mode=mode) as client:
+        planned = await client.call_tool("plan_edit", {"image": str(photo_file), "instruction": "a bit brighter"})
+        assert not planned.is_error
+        workflow = planned.structured_content["workflow"]
+        assert workflow["pipeline"][0]["model"] == "ADJUST"
+        ran = await client.call_tool("run_workflow", {"workflow": workflow, "image": str(photo_file)})
+        assert not ran.is_error, ran.content
+        assert ran.structured_content["results"][0]["width"] == 451
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_invalid_workflow_is_a_structured_error_and_the_server_keeps_serving(server, photo_file, mode):
+    bad = {"pipeline": [{"step": 1, "model": "ADJUST", "input": {"image": "init[image]", "warmth": 3}, "output": {"image": "step1[image]"}},
+                        {"result": "[step1[image]]"}]}
+    async with Client(server, mode=mode) as client:
+        result = await client.call_tool("run_workflow", {"workflow": json.dumps(bad), "image": str(photo_file)})
+        assert result.is_error
+        text = result.content[0].text
+        assert "step 1 `warmth`: must be <= 1.0, got 3" in text
+        assert json.loads(text[text.index("\n") + 1:])["issues"] == [{"step": 1, "input": "warmth", "reason": "must be <= 1.0, got 3"}]
+        refused = await client.call_tool("lego_edit", {"image": str(photo_file), "instruction": "add a hat"})
+        assert refused.is_error and "run_workflow" in refused.content[0].text
+        ok = await client.call_tool("mask_to_box", {"mask": str(photo_file)})
+        assert not ok.is_error
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_resources_schema_and_prompt(server, mode):
+    async with Client(server, mode=mode) as client:
+        listed = {str(r.uri) for r in (await client.list_resources()).resources}
+        assert {"lego://workflow/schema", "lego://builder/prompt"} <= listed
+        prompt = (await client.read_resource("lego://builder/prompt")).contents[0].text
+    assert "PREDICT models:" in prompt and "1.CMI-PRED" not in prompt or "CMI-PRED" in prompt
+    assert "Input: {Image[image], Mask[mask], Float[brightness]" in prompt  # ADJUST's line
+    assert "RES (" not in prompt  # unavailable bricks are not offered to the planner
+    assert prompt.rstrip().endswith('instruction: "<instruction>", please output the multi-model collaboration process json.')
+
+
+PLAN = {"process": "x", "pipeline": [
+    {"step": 1, "model": "ADJUST", "input": {"image": "init[image]", "saturation": -1.0}, "output": {"image": "step1[image]"}},
+    {"result": "[step1[image]]"}]}
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_sampling_planner_uses_the_hosts_model(registry, photo_file, mode):
+    asked = []
+
+    async def sampling(context, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        asked.append(params)
+        answer = "<think>greyscale means no saturation</think>" + json.dumps(PLAN)
+        return types.CreateMessageResult(role="assistant", model="host-llm", content=types.TextContent(text=answer), stop_reason="endTurn")
+
+    async with Client(LegoEditServer(registry), mode=mode, sampling_callback=sampling) as client:
+        result = await client.call_tool("lego_edit", {"image": str(photo_file), "instruction": "remove all colour"})
+    assert not result.is_error, result.content
+    assert result.structured_content["reasoning"] == "greyscale means no saturation"
+    assert result.structured_content["attempts"][0]["planner"] == "sampling"
+    content = asked[0].messages[0].content
+    kinds = [c.type for c in (content if isinstance(content, list) else [content])]
+    assert kinds == ["image", "text"]
+
+
+async def test_sampling_replans_after_an_invalid_plan_on_the_handshake(registry, photo_file):
+    answers = [json.dumps({**PLAN, "pipeline": [{**PLAN["pipeline"][0], "model": "ADJUSTT"}, PLAN["pipeline"][1]]}), json.dumps(PLAN)]
+    prompts = []
+
+    async def sampling(context, params):
+        prompts.append(params.messages[0].content)
+        return types.CreateMessageResult(role="assistant", model="m", content=types.TextContent(text=answers[len(prompts) - 1]))
+
+    async with Client(LegoEditServer(registry), mode="legacy", sampling_callback=sampling) as client:
+        result = await client.call_tool("lego_edit", {"image": str(photo_file), "instruction": "remove all colour"})
+    assert not result.is_error, result.content
+    attempts = result.structured_content["attempts"]
+    assert len(attempts) == 2 and "unknown brick 'ADJUSTT'" in attempts[0]["error"]["message"]
+    assert "unknown brick 'ADJUSTT'" in prompts[1].text
+
+
+async def test_rules_is_used_without_sampling_even_when_sampling_is_configured_off(registry, settings, photo_file):
+    registry.settings = settings.with_(builder="rules")
+
+    async def sampling(context, params):
+        raise AssertionError("must not sample")
+
+    async with Client(LegoEditServer(registry), sampling_callback=sampling) as client:
+        result = await client.call_tool("lego_edit", {"image": str(photo_file), "instruction": "warmer"})
+    assert not result.is_error and result.structured_content["attempts"][0]["planner"] == "rules"
