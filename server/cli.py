@@ -190,12 +190,12 @@ def _edit(args: argparse.Namespace) -> int:
     import anyio
 
     from builder.editor import Editor
-    from builder.planners.select import Planners, choose
+    from builder.planners.select import Planners, choose, planner_for
     from builder.prompt import BuilderPrompt
 
     registry = _registry(args)
     settings = registry.settings
-    planner = Planners(settings).get(choose(settings, can_sample=False))
+    planner = planner_for(Planners(settings), choose(settings, can_sample=False))
     editor = Editor(registry, planner, BuilderPrompt(registry, settings.builder_template), max_retries=settings.max_replans)
 
     async def progress(done: float, total: float | None, message: str | None) -> None:

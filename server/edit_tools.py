@@ -21,7 +21,7 @@ from builder.editor import EditFailed, Editor, run_workflow
 from builder.executor import Execution, StepFailed, store_inits
 from builder.planners.base import PlannerUnavailable
 from builder.planners.sampling import SamplingPlanner, feedback_text
-from builder.planners.select import Planners, choose
+from builder.planners.select import Planners, choose, planner_for
 from builder.prompt import BuilderPrompt, instruction_text
 
 from .results import error_result, image_content
@@ -95,7 +95,7 @@ def register(server: "LegoEditServer") -> None:
         if sampled is not None:
             planner = SamplingPlanner(_text_of(sampled), _legacy_ask(ctx))
         else:
-            planner = planners.get(choose(settings, can_sample=False) if not wants_sampling(ctx) else "rules")
+            planner = planner_for(planners, choose(settings, can_sample=False))
         return Editor(registry, planner, prompt, max_retries=settings.max_replans)
 
     async def edit(image: str, instruction: str, mask: str | None, ctx: Context[Any, Any], sampled: Any, run: bool):

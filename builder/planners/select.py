@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from bricks import Settings
 
-from .base import Planner, PlannerUnavailable
+from .base import Planner, PlannerUnavailable, PlanRequest, PlanText
 
 BACKENDS = ("auto", "transformers", "openai", "sampling", "rules")
 
@@ -56,3 +56,33 @@ class Planners:
 
             return OpenAIPlanner(s.openai_url, model=s.openai_model)
         raise PlannerUnavailable(f"unknown builder '{name}'")
+
+
+class Fallback:
+    """'auto' with a configured model: use it while it works, else fall back (a note says so)."""
+
+    def __init__(self, primary: Planner, secondary: Planner):
+        self.primary = primary
+        self.secondary = secondary
+        self.name = primary.name
+
+    async def plan(self, request: PlanRequest) -> PlanText:
+        try:
+            return await self.primary.plan(request)
+        except PlannerUnavailable as exc:
+            self.name = self.secondary.name
+            text = await self.secondary.plan(request)
+            note = f"({self.primary.name} planner unavailable: {exc}) "
+            return PlanText(note + text.reasoning, text.workflow, {**text.details, "fallback_from": self.primary.name})
+
+    @property
+    def deterministic(self) -> bool:
+        return getattr(self.primary, "deterministic", False)
+
+
+def planner_for(planners: Planners, name: str) -> Planner:
+    """The planner called `name`; under 'auto', a configured model falls back to rules when it cannot load."""
+    planner = planners.get(name)
+    if planners.settings.builder == "auto" and name in ("transformers", "openai"):
+        return Fallback(planner, planners.get("rules"))
+    return planner
