@@ -26,6 +26,7 @@ from .workflow import Ref, Step, Workflow
 class StepRun:
     step: int
     brick: str
+    start: float  # seconds after the workflow started
     seconds: float
     outputs: dict[str, Any]
 
@@ -110,7 +111,7 @@ async def execute(
             outputs = await registry.call(brick, args, on_progress=nested)
         except (InvalidInput, BrickFailed) as exc:
             raise StepFailed(step.number, brick, exc) from None
-        runs.append(StepRun(step.number, brick, time.perf_counter() - t0, outputs))
+        runs.append(StepRun(step.number, brick, t0 - started, time.perf_counter() - t0, outputs))
         for key, value in outputs.items():
             values[(step.number, key)] = value
         done[step.number].set()

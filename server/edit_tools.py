@@ -19,8 +19,8 @@ from bricks import InvalidInput, LegoEditError
 from bricks.images import thumbnail
 from builder.editor import EditFailed, Editor, run_workflow
 from builder.executor import Execution, StepFailed, store_inits
-from builder.planners.base import PlannerUnavailable
-from builder.planners.sampling import SamplingPlanner, feedback_text
+from builder.planners.base import PlannerUnavailable, feedback_text
+from builder.planners.sampling import SamplingPlanner
 from builder.planners.select import Planners, choose, planner_for
 from builder.prompt import BuilderPrompt, instruction_text
 

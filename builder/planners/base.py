@@ -62,3 +62,11 @@ def split_reasoning(text: str) -> tuple[str, str]:
         text = text[end + len("</think>") :]
     first, last = text.find("{"), text.rfind("}")
     return reasoning, (text[first : last + 1] if first != -1 and last > first else text.strip())
+
+
+def feedback_text(request: PlanRequest) -> str:
+    """The Builder prompt, plus the errors of earlier plans when re-planning."""
+    if not request.feedback:
+        return request.system_prompt
+    errors = "\n".join(f"- {f}" for f in request.feedback)
+    return f"{request.system_prompt}\n\nYour previous plan was rejected:\n{errors}\nWrite a corrected plan."

@@ -23,8 +23,7 @@ import numpy as np
 from PIL import Image
 
 from ..schema import workflow_json_schema
-from .base import PlannerUnavailable, PlanRequest, PlanText, split_reasoning
-from .sampling import feedback_text
+from .base import PlannerUnavailable, PlanRequest, PlanText, feedback_text, split_reasoning
 
 if TYPE_CHECKING:
     import httpx2

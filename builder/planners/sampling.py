@@ -30,11 +30,3 @@ class SamplingPlanner:
             raise PlannerUnavailable("re-planning through sampling needs a client on the initialize handshake")
         reasoning, workflow = split_reasoning(text)
         return PlanText(reasoning, workflow, {"planner": "sampling"})
-
-
-def feedback_text(request: PlanRequest) -> str:
-    """The Builder prompt, plus the errors of earlier plans when re-planning."""
-    if not request.feedback:
-        return request.system_prompt
-    errors = "\n".join(f"- {f}" for f in request.feedback)
-    return f"{request.system_prompt}\n\nYour previous plan was rejected:\n{errors}\nWrite a corrected plan."

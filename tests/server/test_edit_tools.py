@@ -69,7 +69,7 @@ async def test_resources_schema_and_prompt(server, mode):
         listed = {str(r.uri) for r in (await client.list_resources()).resources}
         assert {"lego://workflow/schema", "lego://builder/prompt"} <= listed
         prompt = (await client.read_resource("lego://builder/prompt")).contents[0].text
-    assert "PREDICT models:" in prompt and "1.CMI-PRED" not in prompt or "CMI-PRED" in prompt
+    assert "PREDICT models:" in prompt and ".CMI-PRED (" in prompt
     assert "Input: {Image[image], Mask[mask], Float[brightness]" in prompt  # ADJUST's line
     assert "RES (" not in prompt  # unavailable bricks are not offered to the planner
     assert prompt.rstrip().endswith('instruction: "<instruction>", please output the multi-model collaboration process json.')
