@@ -15,7 +15,7 @@ import anyio.to_thread
 from mcp.server import NotificationOptions
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
-from mcp.types import CallToolResult, Tool, ToolAnnotations
+from mcp.types import Tool, ToolAnnotations
 
 from bricks import Brick, BrickFailed, InvalidInput, Registry, StoredImage
 from bricks.store import URI_PREFIX

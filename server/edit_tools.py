@@ -15,7 +15,7 @@ from mcp.server.mcpserver import Context, Resolve, Sample
 from mcp.shared.exceptions import MCPDeprecationWarning
 from pydantic import BaseModel, Field
 
-from bricks import InvalidInput, LegoEditError
+from bricks import InvalidInput
 from bricks.images import thumbnail
 from builder.editor import EditFailed, Editor, run_workflow
 from builder.executor import Execution, StepFailed, store_inits

@@ -1,6 +1,5 @@
 """Running workflows: dependency order, concurrency, progress, in-memory values, failures."""
 
-import anyio
 import numpy as np
 import pytest
 

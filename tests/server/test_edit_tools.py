@@ -8,7 +8,6 @@ import pytest
 from mcp import Client
 from PIL import Image
 
-from bricks import Settings
 from server.app import LegoEditServer
 from tests.server.conftest import MODES
 
