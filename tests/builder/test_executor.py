@@ -1,5 +1,6 @@
 """Running workflows: dependency order, concurrency, progress, in-memory values, failures."""
 
+import anyio
 import numpy as np
 import pytest
 
@@ -69,3 +70,19 @@ async def test_a_failing_step_is_named(registry):
         await run_workflow(registry, wf, registry.store.put(photo("chelsea")).uri, mask=empty)
     assert (err.value.step, err.value.brick, err.value.invalid) == (1, "mask_to_box", True)
     assert "mask is empty" in str(err.value)
+
+
+async def test_cancelling_stops_the_running_step(registry):
+    wf = {"pipeline": [
+        {"step": 1, "model": "SOS", "input": {"image": "init[image]"}, "output": {"mask": "step1[mask]"}},
+        {"step": 2, "model": "BBOX", "input": {"mask": "step1[mask]"}, "output": {"mask": "step2[mask]"}},
+        {"result": "[step2[mask]]"}]}
+    reports = []
+    with anyio.CancelScope() as scope:
+        async def progress(done, total, message):
+            reports.append(message)
+            scope.cancel()
+
+        await run_workflow(registry, wf, registry.store.put(photo("chelsea")).uri, on_progress=progress)
+    assert scope.cancelled_caught
+    assert reports == ["step 1 segment_salient: GrabCut iteration 1 of 5"]  # stopped at the next check
