@@ -1,21 +1,33 @@
-"""Whether a backend can run on this machine. Torch is imported only when a GPU backend is asked about."""
+"""Whether a backend can run on this machine.
+
+A GPU backend runs when an accelerator is visible, or when the model configuration sets
+`device = "cpu"` and names every model the brick needs (tiny test models, or patience).
+torch is imported only where a GPU could be present: no NVIDIA device node and no Apple
+silicon means no accelerator, without paying torch's import.
+"""
 
 from __future__ import annotations
 
 import functools
+import glob
 import importlib.util
+import platform
+import sys
+
+from .spec import BrickSpec
 
 
 @functools.cache
 def accelerator() -> str | None:
     """'cuda' or 'mps' when torch sees one, else None."""
-    if importlib.util.find_spec("torch") is None:
+    apple_silicon = sys.platform == "darwin" and platform.machine() == "arm64"
+    if not (glob.glob("/dev/nvidia[0-9]*") or apple_silicon) or importlib.util.find_spec("torch") is None:
         return None
     import torch
 
     if torch.cuda.is_available():
         return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    if torch.backends.mps.is_available():
         return "mps"
     return None
 
@@ -28,15 +40,19 @@ def _installed(module: str) -> bool:
         return False
 
 
-def unavailable_reason(backend: str, target: str, preference: str) -> str | None:
-    """None when `backend` (implemented at `target`, 'module:attr') can run here, else why not."""
-    module = target.partition(":")[0]
+def unavailable_reason(spec: BrickSpec, backend: str, preference: str, model_config) -> str | None:
+    """None when `spec`'s `backend` can run here, else why not."""
+    module = spec.backends[backend].partition(":")[0]
     if not _installed(module):
         return f"its implementation '{module}' is not installed"
     if backend == "cpu":
         return None
     if preference == "cpu":
         return "the CPU backend is forced (backend=cpu)"
+    if model_config.runtime.device == "cpu":
+        missing = [k for k in spec.models if not model_config.configured((k,))]
+        return f"device is cpu and these models are not configured: {', '.join(missing)}" if missing else None
     if accelerator() is None:
-        return "no GPU (CUDA or MPS) is visible to torch"
-    return None
+        return "no GPU (CUDA or MPS) is visible; to run it on the CPU set device = \"cpu\" and configure its models"
+    unset = [k for k in spec.models if not (k in model_config.models and model_config.models[k].id)]
+    return f"no model is set for: {', '.join(unset)}" if unset else None

@@ -25,6 +25,8 @@ import numpy as np
 from . import backends, render
 from .context import BrickContext, ProgressCallback, WorkerContext
 from .errors import BrickFailed, InvalidInput, SchemaError, UnknownTool
+from .gpu.config import ModelConfig
+from .gpu.manager import configure as configure_models
 from .images import as_image, as_mask, binary
 from .refs import load_reference
 from .settings import Settings
@@ -71,6 +73,8 @@ class Registry:
     def __init__(self, store: ImageStore, settings: Settings):
         self.store = store
         self.settings = settings
+        self.model_config = ModelConfig.load(settings.models_file, device=settings.device)
+        configure_models(self.model_config)
         self._bricks: dict[str, Brick] = {}
         self._by_builder_id: dict[str, str] = {}
 
@@ -140,8 +144,8 @@ class Registry:
     def backend_for(self, brick: Brick) -> tuple[str | None, str]:
         """(the backend that will run the brick, '') or (None, why none can)."""
         reasons = []
-        for backend, target in brick.spec.backends.items():
-            reason = backends.unavailable_reason(backend, target, self.settings.backend)
+        for backend in brick.spec.backends:
+            reason = backends.unavailable_reason(brick.spec, backend, self.settings.backend, self.model_config)
             if reason is None:
                 return backend, ""
             reasons.append(f"{backend}: {reason}")

@@ -35,6 +35,10 @@ class Settings:
     """Extra directories of brick schema files, loaded after the built-in ones."""
     backend: str = "auto"
     """'auto' picks the first backend a brick lists that can run here; 'cpu' forces CPU backends."""
+    models_file: Path | None = None
+    """A TOML file overriding the GPU bricks' model configuration (see bricks/gpu/models.toml)."""
+    device: str | None = None
+    """Device of the GPU bricks (auto, cuda, mps, cpu); overrides the model configuration's."""
     builder: str = "auto"
     """Planner of `lego_edit`: auto, transformers, openai, sampling or rules."""
     builder_model: str | None = None

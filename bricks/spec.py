@@ -101,6 +101,7 @@ class BrickSpec(_Strict):
     outputs: tuple[Output, ...] = Field(min_length=1)
     same_size: bool = Field(True, description="all image and mask inputs must share one size")
     backends: dict[Literal["gpu", "cpu"], str] = Field(min_length=1, description="backend -> 'module:attribute'")
+    models: tuple[str, ...] = Field((), description="keys of the model configuration the gpu backend loads")
     annotations: Annotations | None = None
 
     @model_validator(mode="after")

@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--max-bytes", type=int, help="largest encoded input image in bytes")
     g.add_argument("--thumbnail-side", type=int, help="long side of inline thumbnails; 0 turns them off")
     g.add_argument("--backend", choices=["auto", "cpu"], help="'cpu' forces CPU backends")
+    g.add_argument("--models", dest="models_file", type=Path, metavar="FILE", help="TOML file overriding the GPU bricks' models (see bricks/gpu/models.toml)")
+    g.add_argument("--device", help="device of the GPU bricks: auto, cuda, cuda:1, mps or cpu")
 
     planning = argparse.ArgumentParser(add_help=False)
     g = planning.add_argument_group("planning (lego_edit and edit)")
@@ -100,6 +102,8 @@ def _registry(args: argparse.Namespace):
         max_bytes=args.max_bytes,
         thumbnail_side=args.thumbnail_side,
         backend=args.backend,
+        models_file=args.models_file,
+        device=args.device,
         **{k: getattr(args, k, None) for k in ("builder", "builder_model", "builder_subfolder", "builder_template", "openai_url", "openai_model")},
     )
     return Registry.from_settings(settings)
