@@ -24,17 +24,27 @@ LARGE_MASK = 0.4  # above this share of the image the refine starts from noise (
 
 
 def fast_inpaint(image: np.ndarray, mask: np.ndarray) -> dict[str, object]:
+    grown = grow_mask(mask)
+    out = telea(image[..., :3], grown)
+    if image.shape[2] == 4:
+        out = np.dstack([out, telea(image[..., 3], grown)])
+    return {"image": out, "score": refine_strength(out, grown > 0)}
+
+
+def grow_mask(mask: np.ndarray) -> np.ndarray:
+    """The mask grown as upstream grows it before filling; refuses a mask with nothing to fill or to fill from."""
     if not mask.any():
         raise InvalidInput("mask is empty: mark the region to remove with 255", param="mask")
     side = max(3, round(DILATE * max(mask.shape) / DILATE_AT))
     grown = cv2.dilate(mask, np.ones((side, side), np.uint8))
     if grown.all():
         raise InvalidInput("mask, once grown, covers the whole image: nothing is left to fill from", param="mask")
-    out = cv2.inpaint(np.ascontiguousarray(image[..., :3]), grown, TELEA_RADIUS, cv2.INPAINT_TELEA)
-    if image.shape[2] == 4:
-        alpha = cv2.inpaint(np.ascontiguousarray(image[..., 3]), grown, TELEA_RADIUS, cv2.INPAINT_TELEA)
-        out = np.dstack([out, alpha])
-    return {"image": out, "score": refine_strength(out, grown > 0)}
+    return grown
+
+
+def telea(pixels: np.ndarray, grown: np.ndarray) -> np.ndarray:
+    """OpenCV's Telea fill of the grown mask, for colour or for one channel (an alpha)."""
+    return cv2.inpaint(np.ascontiguousarray(pixels), grown, TELEA_RADIUS, cv2.INPAINT_TELEA)
 
 
 def refine_strength(filled: np.ndarray, region: np.ndarray) -> float:

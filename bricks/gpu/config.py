@@ -38,6 +38,7 @@ class Runtime:
     guidance: float = 30.0
     first_block_cache: float = 0.0
     layerwise_fp8: bool = False
+    res_model: str = "grounded_sam"
 
 
 @dataclass(frozen=True)

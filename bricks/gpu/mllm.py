@@ -1,0 +1,98 @@
+"""The Builder MLLM (Qwen2.5-VL family) as a predictor: one question about an image, one answer.
+
+ADD-PRED and CMI-PRED ask it for a box and a caption. The model, its torchvision-free processor
+and its llguidance tokenizer are loaded by the transformers planner's own code
+(`builder.planners.mllm`), once, under the manager's `builder` key. An answer may be held to a
+Lark grammar: tokens the grammar cannot take next are masked out at every step, so the text
+always parses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..errors import BrickFailed
+from .config import ModelEntry
+from .manager import manager
+
+IMAGE_SIDE = 448  # long side the image is brought to, as the planner does
+
+
+def ask(
+    image: np.ndarray, question: str | Callable[[int, int], str], *, max_new_tokens: int, grammar: str | None = None, what: str
+) -> tuple[str, tuple[int, int]]:
+    """The Builder's answer about `image`, and the (height, width) of the image as the model saw
+    it: Qwen2.5-VL grounds boxes in those pixels, so `question` may be a function of them.
+    Greedy; with `grammar` (Lark), the answer follows it."""
+    import torch
+    from transformers import LogitsProcessorList
+
+    loaded = manager().load("builder", _load)[1]
+    pil = Image.fromarray(np.ascontiguousarray(image[..., :3]))
+    scale = IMAGE_SIDE / max(pil.size)
+    if scale < 1:
+        pil = pil.resize((max(28, round(pil.width * scale)), max(28, round(pil.height * scale))), Image.BICUBIC)
+    _, grid_h, grid_w = (int(n) for n in loaded.processor.image_processor(images=[pil], return_tensors="pt")["image_grid_thw"][0])
+    patch = loaded.processor.image_processor.patch_size
+    seen = (grid_h * patch, grid_w * patch)
+    text = question(*seen) if callable(question) else question
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+    prompt = loaded.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    batch = loaded.processor(text=[prompt], images=[pil], return_tensors="pt")
+    inputs = {k: v.to(loaded.device) for k, v in batch.items()}
+    constraint = [_Constrained(loaded.compiler.matcher(grammar), loaded.compiler.tokenizer.vocab_size, what)] if grammar else []
+
+    def generate() -> Any:
+        with torch.inference_mode():
+            return loaded.model.generate(
+                **inputs,
+                logits_processor=LogitsProcessorList(constraint),
+                max_new_tokens=max_new_tokens,
+                eos_token_id=loaded.eos,
+                pad_token_id=loaded.tokenizer.pad_token_id or loaded.eos[0],
+                do_sample=False, temperature=None, top_p=None, top_k=None,
+            )  # fmt: skip
+
+    out = manager().run(generate, what=what)
+    return loaded.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :].tolist(), skip_special_tokens=True), seen
+
+
+def _load(entry: ModelEntry, device: Any, dtype: Any) -> tuple[Any, Any]:
+    """(the model, for the manager's memory accounting; everything the planner loads)."""
+    from builder.planners.base import PlannerUnavailable
+    from builder.planners.mllm import MLLMPlanner
+
+    planner = MLLMPlanner(entry.id, subfolder=entry.subfolder, device=str(device), dtype=str(dtype).removeprefix("torch."))
+    try:
+        loaded = planner.load()
+    except PlannerUnavailable as exc:
+        raise BrickFailed("builder", str(exc)) from None
+    return loaded.model, loaded
+
+
+class _Constrained:
+    """A logits processor holding one generation to an llguidance matcher's grammar."""
+
+    def __init__(self, matcher: Any, vocab_size: int, what: str):
+        import torch
+
+        self.matcher = matcher
+        self.what = what
+        self.started = False
+        self.bitmask = torch.full((1, (vocab_size + 31) // 32), -1, dtype=torch.int32)
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        if self.started and not self.matcher.consume_token(int(input_ids[0, -1])):
+            raise BrickFailed(self.what, f"the model left its answer's grammar: {self.matcher.get_error()}")
+        self.started = True
+        self.matcher.unsafe_compute_mask_ptr(self.bitmask.data_ptr(), self.bitmask.numel() * self.bitmask.element_size())
+        bits = np.unpackbits(self.bitmask.numpy().view(np.uint8), bitorder="little")
+        allowed = np.zeros(scores.shape[1], bool)
+        allowed[: min(bits.size, allowed.size)] = bits[: allowed.size] == 1
+        return scores.masked_fill(torch.from_numpy(~allowed).to(scores.device)[None], float("-inf"))

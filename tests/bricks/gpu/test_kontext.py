@@ -1,0 +1,40 @@
+"""KONTEXT-EDIT on FLUX Kontext, with a tiny model on the CPU, through Registry.call."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bricks import InvalidInput
+from tests.bricks.gpu.tiny_flux_control import QUIET, control_run, tiny_flux, tiny_flux_control  # noqa: F401 - fixtures
+from tests.conftest import photo
+
+pytestmark = [pytest.mark.filterwarnings(w) for w in QUIET]
+
+
+@pytest.fixture(scope="module")
+def coffee() -> np.ndarray:
+    return photo("coffee")[::5, ::5]  # 80x120: Kontext would snap it to a preferred resolution unless told not to
+
+
+def test_whole_image_edit_at_the_input_size(control_run, coffee):
+    assert control_run.registry.backend_for(control_run.registry.get("KONTEXT-EDIT")) == ("gpu", "")
+    out = control_run("kontext_edit", image=coffee, prompt="make the cup blue")["image"]
+    assert out.shape == coffee.shape and out.dtype == np.uint8
+    assert (out != coffee).any()
+
+
+def test_pixels_outside_the_mask_are_kept_exactly(control_run):
+    image = photo("coffee")[::4, ::4][:70, :110]  # 70x110
+    mask = np.zeros(image.shape[:2], np.uint8)
+    mask[10:50, 20:70] = 255
+    out = control_run("kontext_edit", image=image, prompt="put a spoon in the cup", mask=mask)["image"]
+    assert out.shape == image.shape
+    assert (out[mask == 0] == image[mask == 0]).all()
+    assert (out[mask > 0] != image[mask > 0]).any()
+
+
+def test_an_empty_mask_is_refused(control_run, coffee):
+    with pytest.raises(InvalidInput) as err:
+        control_run("kontext_edit", image=coffee, prompt="add a hat", mask=np.zeros(coffee.shape[:2], np.uint8))
+    assert err.value.param == "mask"
