@@ -45,11 +45,12 @@ def validate_workflow(
         if spec is not None:
             specs.setdefault(step.number, spec)
     cyclic = _cyclic_steps(workflow.steps)
+    nulls = {(s.number, k) for s in workflow.steps for k, v in s.outputs.items() if v is None}
     for step in workflow.steps:
         if step.number in specs:
-            _check_step(step, specs, inits, cyclic, issues)
+            _check_step(step, specs, inits, cyclic, issues, nulls)
     for ref in workflow.result:
-        kind = _ref_type(ref, None, specs, inits, cyclic, issues, where=Issue("", None, "result"))
+        kind = _ref_type(ref, None, specs, inits, cyclic, issues, Issue("", None, "result"), nulls)
         if kind is not None and kind not in IMAGE_TYPES:
             issues.append(Issue(f"{ref} is of type {kind}; the result lists images or masks only", input="result"))
     if not workflow.result:
@@ -73,7 +74,10 @@ def _brick(step: Step, registry: Registry, issues: list[Issue], check_available:
     return brick.spec
 
 
-def _check_step(step: Step, specs: dict[int, BrickSpec], inits: Mapping[str, str], cyclic: set[int], issues: list[Issue]) -> None:
+def _check_step(
+    step: Step, specs: dict[int, BrickSpec], inits: Mapping[str, str], cyclic: set[int], issues: list[Issue],
+    nulls: set[tuple[int, str]],
+) -> None:
     spec = specs[step.number]
     declared = ", ".join(p.name for p in spec.inputs)
     for key in step.inputs:
@@ -86,7 +90,7 @@ def _check_step(step: Step, specs: dict[int, BrickSpec], inits: Mapping[str, str
                 issues.append(Issue(f"required input of {spec.builder_id} is missing", step.number, param.name))
         elif isinstance(value, Ref):
             where = Issue("", step.number, param.name)
-            kind = _ref_type(value, step.number, specs, inits, cyclic, issues, where)
+            kind = _ref_type(value, step.number, specs, inits, cyclic, issues, where, nulls)
             if kind is not None and not compatible(kind, param.type):
                 issues.append(Issue(f"{value} is of type {kind} but {spec.builder_id} needs {param.type} here", step.number, param.name))
         else:
@@ -101,7 +105,7 @@ def _check_step(step: Step, specs: dict[int, BrickSpec], inits: Mapping[str, str
 
 def _ref_type(
     ref: Ref, citing: int | None, specs: dict[int, BrickSpec], inits: Mapping[str, str], cyclic: set[int],
-    issues: list[Issue], where: Issue,
+    issues: list[Issue], where: Issue, nulls: set[tuple[int, str]],
 ) -> str | None:
     """The type `ref` points to, or None after recording why it points nowhere."""
     def fail(reason: str) -> None:
@@ -124,6 +128,9 @@ def _ref_type(
     output = next((o for o in spec.outputs if o.name == ref.key), None)
     if output is None:
         fail(f"{ref}: step {ref.step} ({spec.builder_id}) has no output '{ref.key}'")
+        return None
+    if (ref.step, ref.key) in nulls:
+        fail(f"{ref}: step {ref.step} writes this output as null (not produced)")
         return None
     return output.type
 

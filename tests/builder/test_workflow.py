@@ -60,11 +60,12 @@ CASES = [
     ("later step", lambda p: (p[0]["input"].update(image="step2[image]"), p[1]["input"].update(mask="init[image]")), 1, "image", "does not come before step 1"),
     ("undeclared output", set_input(2, "mask", "step1[outline]"), 2, "mask", "step 1 (SOS) has no output 'outline'"),
     ("missing init", set_input(2, "mask", "init[mask]"), 2, "mask", "init[mask] was not given (the user gave no mask)"),
-    ("type mismatch", set_input(2, "mask", "step1[image]"), 2, "mask", "step1[image] is of type Image but FASTINPAINT needs Mask"),
+    ("type mismatch", lambda p: (p[0]["output"].update(image="step1[image]"), p[1]["input"].update(mask="step1[image]")), 2, "mask", "step1[image] is of type Image but FASTINPAINT needs Mask"),
     ("required missing", lambda p: p[1]["input"].pop("mask"), 2, "mask", "required input of FASTINPAINT is missing"),
     ("unknown input", set_input(2, "strength", 0.5), 2, "strength", "FASTINPAINT has no input 'strength'"),
     ("duplicate steps", lambda p: p[1].update(step=1, output={"image": "step1[image]"}), 1, None, "step number 1 is used 2 times"),
     ("bad literal", set_input(1, "image", 3), 1, "image", "expected a reference or an image URI"),
+    ("null output cited", lambda p: p[2].update(result="[step1[image]]"), None, "result", "step 1 writes this output as null"),
     ("non-image result", lambda p: p[2].update(result="[step2[score]]"), None, "result", "the result lists images or masks only"),
 ]
 
