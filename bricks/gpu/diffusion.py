@@ -28,6 +28,7 @@ MAX_SIDE = 1024
 DIPTYCH_WIDTH = 768  # width of each half, as the task LoRAs were trained
 DIPTYCH_PROMPT = "A diptych with two side-by-side images of the same scene. {caption}On the right, the scene is exactly the same as on the left but {instruction}"
 SEED = 0  # same inputs, same result
+FEATHER_SIGMA = 1.5  # px, on the new side of a seam
 
 
 def fit(height: int, width: int, *, max_side: int = MAX_SIDE) -> tuple[int, int]:
@@ -95,7 +96,6 @@ def generate(
     h, w = image.shape[:2]
 
     def work() -> np.ndarray:
-        import torch
 
         if adapter is not None and _stores_fp8(mgr.device):
             base = mgr.load("flux_fill", load_flux_fill)
@@ -104,23 +104,10 @@ def generate(
                 # weights, which the casting hooks return to fp8 storage after their next forward
                 base.transformer.to(mgr.dtype)
         pipe = mgr.flux_fill(adapter, load_flux_fill)
-        transformer = pipe.transformer
-        if transformer.is_cache_enabled:  # first-block cache: fresh state per image, in a named context
-            transformer._reset_stateful_cache()
-        try:
-            with transformer.cache_context("fill") if transformer.is_cache_enabled else nullcontext():
-                result = pipe(
-                    prompt=prompt, image=Image.fromarray(image), mask_image=Image.fromarray(mask), height=h, width=w,
-                    strength=strength, num_inference_steps=steps, guidance_scale=mgr.config.runtime.guidance,
-                    generator=torch.Generator("cpu").manual_seed(SEED), output_type="np",
-                    callback_on_step_end=step_callback(ctx, total, what),
-                ).images[0]  # fmt: skip
-        except BaseException as exc:
-            if not isinstance(exc, Exception):  # cancelled: the traceback's frames hold the step's tensors
-                exc.with_traceback(None)
-                _free()
-            raise
-        return np.clip(np.rint(result * 255), 0, 255).astype(np.uint8)
+        return run_pipeline(
+            pipe, ctx, total=total, what=what, prompt=prompt, image=Image.fromarray(image),
+            mask_image=Image.fromarray(mask), height=h, width=w, strength=strength, guidance_scale=mgr.config.runtime.guidance,
+        )  # fmt: skip
 
     return mgr.run(work, what=what)
 
@@ -136,15 +123,61 @@ def step_callback(ctx: BrickContext, total: int, what: str) -> Callable[..., dic
     return on_step
 
 
-def load_flux_fill(entry: ModelEntry, device: Any, dtype: Any) -> Any:
-    """The manager's loader of the shared FLUX Fill pipeline, with the configured speed options."""
-    from diffusers import FluxFillPipeline
+def denoise(key: str, class_name: str, ctx: BrickContext, *, what: str, **call: Any) -> np.ndarray:
+    """One run of the pipeline `key` (a diffusers class) on the device queue; RGB uint8 at the requested size."""
+    mgr = manager()
+    return mgr.run(
+        lambda: run_pipeline(mgr.load(key, pipeline_loader(class_name)), ctx, total=mgr.config.runtime.steps, what=what, **call),
+        what=what,
+    )
 
-    kwargs = {"subfolder": entry.subfolder} if entry.subfolder else {}
-    pipe = FluxFillPipeline.from_pretrained(entry.id, dtype=dtype, **kwargs).to(device)
-    pipe.set_progress_bar_config(disable=True)
-    speed_up(pipe.transformer, device, dtype)
-    return pipe
+
+def run_pipeline(pipe: Any, ctx: BrickContext, *, total: int, what: str, **call: Any) -> np.ndarray:
+    """Call a FLUX pipeline with the configured steps and seed, per-step progress and cancellation."""
+    import torch
+
+    transformer = pipe.transformer
+    if transformer.is_cache_enabled:  # first-block cache: fresh state per image, in a named context
+        transformer._reset_stateful_cache()
+    try:
+        with transformer.cache_context(what) if transformer.is_cache_enabled else nullcontext():
+            result = pipe(
+                num_inference_steps=manager().config.runtime.steps, generator=torch.Generator("cpu").manual_seed(SEED),
+                output_type="np", callback_on_step_end=step_callback(ctx, total, what), **call,
+            ).images[0]  # fmt: skip
+    except BaseException as exc:
+        if not isinstance(exc, Exception):  # cancelled: the traceback's frames hold the step's tensors
+            exc.with_traceback(None)
+            _free()
+        raise
+    return np.clip(np.rint(result * 255), 0, 255).astype(np.uint8)
+
+
+def feathered_paste(original: np.ndarray, generated: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """`original` with `generated` RGB inside `region`, feathered inward: outside `region` stays exact."""
+    weight = np.where(region, cv2.GaussianBlur(region.astype(np.float32), (0, 0), FEATHER_SIGMA), 0)[..., None]
+    old = original[..., :3].astype(np.float32)
+    out = original.copy()
+    out[..., :3] = np.where(region[..., None], np.rint(old + (generated[..., :3].astype(np.float32) - old) * weight), old).astype(np.uint8)
+    return out
+
+
+def pipeline_loader(class_name: str) -> Callable[[ModelEntry, Any, Any], Any]:
+    """A manager loader for the diffusers pipeline `class_name`, with the configured speed options."""
+
+    def load(entry: ModelEntry, device: Any, dtype: Any) -> Any:
+        import diffusers
+
+        kwargs = {"subfolder": entry.subfolder} if entry.subfolder else {}
+        pipe = getattr(diffusers, class_name).from_pretrained(entry.id, dtype=dtype, **kwargs).to(device)
+        pipe.set_progress_bar_config(disable=True)
+        speed_up(pipe.transformer, device, dtype)
+        return pipe
+
+    return load
+
+
+load_flux_fill = pipeline_loader("FluxFillPipeline")  # the shared base of every FLUX Fill brick
 
 
 def speed_up(transformer: Any, device: Any, dtype: Any) -> None:

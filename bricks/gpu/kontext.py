@@ -13,8 +13,7 @@ from PIL import Image
 
 from ..context import BrickContext
 from ..errors import InvalidInput
-from .background import denoise, feathered_paste, pipeline_loader
-from .diffusion import fit, resize, rgb
+from .diffusion import denoise, feathered_paste, fit, resize, rgb
 
 GUIDANCE = 2.5  # FLUX.1 Kontext [dev]'s distilled guidance (the Fill checkpoint's 30 would overcook it)
 
@@ -25,7 +24,7 @@ def kontext_edit(image: np.ndarray, prompt: str, mask: np.ndarray | None, ctx: B
     h, w = image.shape[:2]
     height, width = fit(h, w)
     generated = denoise(
-        "flux_kontext", pipeline_loader("FluxKontextPipeline"), ctx, what="kontext_edit",
+        "flux_kontext", "FluxKontextPipeline", ctx, what="kontext_edit",
         image=Image.fromarray(resize(rgb(image), (height, width))), prompt=prompt, height=height, width=width,
         max_area=height * width, _auto_resize=False, guidance_scale=GUIDANCE,
     )  # fmt: skip
