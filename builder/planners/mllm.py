@@ -29,7 +29,7 @@ from ..grammar import (
     StepwiseMatcher,
     WorkflowGrammar,
 )
-from .base import PlannerUnavailable, PlanRequest, PlanText
+from .base import PlannerUnavailable, PlanRequest, PlanText, feedback_text
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
@@ -189,10 +189,7 @@ class MLLMPlanner:
     def _inputs(self, loaded: _Loaded, request: PlanRequest) -> dict[str, Any]:
         from PIL import Image
 
-        text = request.system_prompt
-        if request.feedback:
-            tried = "\n".join(f"{i}. {f}" for i, f in enumerate(request.feedback, 1))
-            text += f"\n\nEarlier workflows for this instruction failed:\n{tried}\nWrite a corrected workflow."
+        text = feedback_text(request)
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
         prompt = loaded.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + THINK_OPEN
         image = Image.fromarray(_rgb(request.image))
