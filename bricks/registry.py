@@ -73,7 +73,9 @@ class Registry:
     def __init__(self, store: ImageStore, settings: Settings):
         self.store = store
         self.settings = settings
-        self.model_config = ModelConfig.load(settings.models_file, device=settings.device)
+        self.model_config = ModelConfig.load(settings.models_file, device=settings.device).with_builder(
+            settings.builder_model, settings.builder_subfolder
+        )
         configure_models(self.model_config)
         self._bricks: dict[str, Brick] = {}
         self._by_builder_id: dict[str, str] = {}

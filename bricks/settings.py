@@ -42,7 +42,8 @@ class Settings:
     builder: str = "auto"
     """Planner of `lego_edit`: auto, transformers, openai, sampling or rules."""
     builder_model: str | None = None
-    """Builder MLLM (hub id or path) for the transformers planner; 'auto' uses it only when set."""
+    """Builder MLLM (hub id or path): overrides the model configuration's `builder` entry, which the
+    transformers planner shares with ADD-PRED and CMI-PRED."""
     builder_subfolder: str | None = None
     builder_template: Path | None = None
     """A prompt template file replacing the built-in Builder prompt."""

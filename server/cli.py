@@ -199,7 +199,7 @@ def _edit(args: argparse.Namespace) -> int:
 
     registry = _registry(args)
     settings = registry.settings
-    planner = planner_for(Planners(settings), choose(settings, can_sample=False))
+    planner = planner_for(Planners(settings, registry.model_config), choose(settings, registry.model_config, can_sample=False))
     editor = Editor(registry, planner, BuilderPrompt(registry, settings.builder_template), max_retries=settings.max_replans)
 
     async def progress(done: float, total: float | None, message: str | None) -> None:

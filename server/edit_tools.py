@@ -68,11 +68,11 @@ def register(server: "LegoEditServer") -> None:
     registry = server.registry
     settings = registry.settings
     prompt = BuilderPrompt(registry, settings.builder_template)
-    planners = Planners(settings)
+    planners = Planners(settings, registry.model_config)
 
     def wants_sampling(ctx: Context[Any, Any]) -> bool:
         caps = ctx.client_capabilities
-        return choose(settings, can_sample=caps is not None and caps.sampling is not None) == "sampling"
+        return choose(settings, registry.model_config, can_sample=caps is not None and caps.sampling is not None) == "sampling"
 
     async def sample_first_plan(image: str, instruction: str, mask: str | None, ctx: Context[Any, Any]) -> Sample | None:
         """Resolver: when the host's model is the planner, ask it for the first plan (both protocol eras)."""
@@ -95,7 +95,7 @@ def register(server: "LegoEditServer") -> None:
         if sampled is not None:
             planner = SamplingPlanner(_text_of(sampled), _legacy_ask(ctx))
         else:
-            planner = planner_for(planners, choose(settings, can_sample=False))
+            planner = planner_for(planners, choose(settings, registry.model_config, can_sample=False))
         return Editor(registry, planner, prompt, max_retries=settings.max_replans)
 
     async def edit(image: str, instruction: str, mask: str | None, ctx: Context[Any, Any], sampled: Any, run: bool):

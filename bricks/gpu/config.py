@@ -83,6 +83,12 @@ class ModelConfig:
             models[key] = ModelEntry(key, entry.get("id", ""), entry.get("subfolder"), entry.get("weight_name"), configured)
         return cls(runtime, models)
 
+    def with_builder(self, model: str | None, subfolder: str | None = None) -> ModelConfig:
+        """The `builder` entry replaced by `--builder-model` (and `--builder-subfolder`), if given."""
+        if not model:
+            return self
+        return replace(self, models={**self.models, "builder": ModelEntry("builder", model, subfolder, None, True)})
+
     def entry(self, key: str) -> ModelEntry:
         if key not in self.models:
             raise KeyError(f"no model '{key}' in the configuration")

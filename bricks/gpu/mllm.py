@@ -31,7 +31,7 @@ def ask(
     import torch
     from transformers import LogitsProcessorList
 
-    loaded = manager().load("builder", _load)[1]
+    loaded = manager().load("builder", load_builder)[1]
     pil = Image.fromarray(np.ascontiguousarray(image[..., :3]))
     scale = IMAGE_SIDE / max(pil.size)
     if scale < 1:
@@ -61,7 +61,7 @@ def ask(
     return loaded.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :].tolist(), skip_special_tokens=True), seen
 
 
-def _load(entry: ModelEntry, device: Any, dtype: Any) -> tuple[Any, Any]:
+def load_builder(entry: ModelEntry, device: Any, dtype: Any) -> tuple[Any, Any]:
     """(the model, for the manager's memory accounting; everything the planner loads)."""
     from builder.planners.base import PlannerUnavailable
     from builder.planners.mllm import MLLMPlanner

@@ -88,8 +88,10 @@ class MLLMPlanner:
 
     name = "transformers"
 
-    def __init__(self, model: str = MLLMConfig.model, **options: Any):
+    def __init__(self, model: str = MLLMConfig.model, *, loader: Callable[[], _Loaded] | None = None, **options: Any):
+        """`loader`, when given, supplies the loaded model (the server shares the GPU bricks' Builder)."""
         self.config = MLLMConfig(model=model, **options)
+        self._loader = loader
         self._loaded: _Loaded | None = None
         self._lock = threading.Lock()
         self._plans = 0
@@ -149,6 +151,8 @@ class MLLMPlanner:
 
     def load(self) -> _Loaded:
         """Load the model, processor and grammar tokenizer once; a missing model is `PlannerUnavailable`."""
+        if self._loader is not None:
+            return self._loader()  # its owner caches (and may evict) it
         if self._loaded is None:
             self._loaded = self._load()
         return self._loaded

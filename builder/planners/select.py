@@ -2,23 +2,26 @@
 
 auto: the local MLLM when one is configured, else an OpenAI-compatible endpoint when one is
 configured, else the host's model through MCP sampling when the client offers it, else rules.
+The local MLLM is the model configuration's `builder` entry, shared with the GPU bricks that
+ask it questions (ADD-PRED, CMI-PRED): one copy in memory, under the model manager.
 """
 
 from __future__ import annotations
 
 from bricks import Settings
+from bricks.gpu.config import ModelConfig
 
 from .base import Planner, PlannerUnavailable, PlanRequest, PlanText
 
 BACKENDS = ("auto", "transformers", "openai", "sampling", "rules")
 
 
-def choose(settings: Settings, *, can_sample: bool) -> str:
+def choose(settings: Settings, models: ModelConfig, *, can_sample: bool) -> str:
     if settings.builder not in BACKENDS:
         raise PlannerUnavailable(f"unknown builder '{settings.builder}'; choose one of {', '.join(BACKENDS)}")
     if settings.builder != "auto":
         return settings.builder
-    if settings.builder_model:
+    if models.configured(("builder",)):
         return "transformers"
     if settings.openai_url:
         return "openai"
@@ -28,8 +31,9 @@ def choose(settings: Settings, *, can_sample: bool) -> str:
 class Planners:
     """Builds each planner once (the MLLM loads its weights on first use and stays loaded)."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, models: ModelConfig):
         self.settings = settings
+        self.models = models
         self._made: dict[str, Planner] = {}
 
     def get(self, name: str) -> Planner:
@@ -46,9 +50,13 @@ class Planners:
 
             return RulesPlanner()
         if name == "transformers":
+            from bricks.gpu.manager import manager
+            from bricks.gpu.mllm import load_builder
+
             from .mllm import MLLMPlanner
 
-            return MLLMPlanner(s.builder_model or "xiaomi-research/lego-edit", subfolder=s.builder_subfolder if s.builder_model else "Builder")
+            entry = self.models.entry("builder")
+            return MLLMPlanner(entry.id, subfolder=entry.subfolder, loader=lambda: manager().load("builder", load_builder)[1])
         if name == "openai":
             if not s.openai_url:
                 raise PlannerUnavailable("the openai planner needs --openai-url (or LEGO_EDIT_OPENAI_URL)")
