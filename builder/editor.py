@@ -31,6 +31,10 @@ class Attempt:
     warnings: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
 
+    def as_dict(self) -> dict[str, Any]:
+        """The attempt as a tool result shows it (backend details left out)."""
+        return {k: v for k, v in asdict(self).items() if k != "details"}
+
 
 @dataclass
 class EditOutcome:
@@ -38,8 +42,15 @@ class EditOutcome:
     workflow: Workflow
     execution: Execution | None = None
 
-    def summary(self) -> dict[str, Any]:
-        return {"attempts": [asdict(a) for a in self.attempts]}
+    def plan(self) -> dict[str, Any]:
+        """What the planner decided: the final reasoning, workflow and warnings, and every attempt."""
+        final = self.attempts[-1]
+        return {
+            "reasoning": final.reasoning,
+            "workflow": self.workflow.to_json(),
+            "warnings": final.warnings,
+            "attempts": [a.as_dict() for a in self.attempts],
+        }
 
 
 class EditFailed(LegoEditError):

@@ -38,7 +38,9 @@ class Execution:
     seconds: float = 0.0
 
     def timings(self) -> dict[str, float]:
-        return {f"step{r.step} {r.brick}": round(r.seconds, 4) for r in sorted(self.steps, key=lambda r: r.step)}
+        """Seconds per step ('step2 adjust') and in all ('total')."""
+        steps = {f"step{r.step} {r.brick}": round(r.seconds, 4) for r in sorted(self.steps, key=lambda r: r.step)}
+        return {**steps, "total": round(self.seconds, 4)}
 
 
 class StepFailed(LegoEditError):

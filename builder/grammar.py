@@ -24,6 +24,7 @@ from typing import Any
 
 from bricks.spec import IMAGE_TYPES, BrickSpec, Param
 
+from .number_regex import decimal_regex, int_regex
 from .validate import compatible
 
 Piece = tuple[str, int]  # a Lark expression and the most bytes it can match
@@ -177,9 +178,12 @@ class WorkflowGrammar:
         hi = param.maximum if param.maximum is not None else 1e6
         if param.type == "Int":
             lo, hi = math.ceil(lo), math.floor(hi)
-            rx = _int_regex(lo, hi)
+            rx = int_regex(lo, hi)
             return options + [lark.regex(f"/{rx}/", 1 + len(str(max(abs(lo), abs(hi)))))]
-        rx = _decimal_regex(Fraction(str(lo)), Fraction(str(hi)), self.limits.decimals)
+        try:
+            rx = decimal_regex(Fraction(str(lo)), Fraction(str(hi)), self.limits.decimals)
+        except ValueError as exc:
+            raise GrammarError(str(exc)) from None
         return options + [lark.regex(f"/{rx}/", 2 + self.limits.decimals + len(str(int(max(abs(lo), abs(hi))))))]
 
     def _result(self, lark: _Lark, images: list[_Value]) -> Piece | None:
@@ -256,80 +260,6 @@ def _string_terminal(n: int) -> str:
     """
     chars = r'(\\["\\\/]|[^"\\\x00-\x1F\x7F])'
     return rf'(/"{chars}{{1,{n}}}"/ & ~/"\s*(init|step\d+)\[(?s:.*)/)'
-
-
-# -- number ranges as regexes ------------------------------------------------------
-def _digits(lo: str, hi: str) -> list[str]:
-    """Patterns for the digit strings of one length from `lo` to `hi` (leading zeros kept)."""
-    if not lo:
-        return [""]
-    n = len(lo) - 1
-    rest = f"[0-9]{{{n}}}" if n else ""
-    if lo[1:] == "0" * n and hi[1:] == "9" * n:
-        return [(lo[0] if lo[0] == hi[0] else f"[{lo[0]}-{hi[0]}]") + rest]
-    if lo[0] == hi[0]:
-        return [lo[0] + p for p in _digits(lo[1:], hi[1:])]
-    out = [lo[0] + p for p in _digits(lo[1:], "9" * n)]
-    if int(hi[0]) - int(lo[0]) > 1:
-        out.append(f"[{int(lo[0]) + 1}-{int(hi[0]) - 1}]" + rest)
-    return out + [hi[0] + p for p in _digits("0" * n, hi[1:])]
-
-
-def _uint(lo: int, hi: int) -> list[str]:
-    """Patterns for the integers lo..hi (0 <= lo) written without leading zeros."""
-    out = []
-    while lo <= hi:
-        top = min(hi, 10 ** len(str(lo)) - 1)
-        out += _digits(str(lo), str(top))
-        lo = top + 1
-    return out
-
-
-def _int_regex(lo: int, hi: int) -> str:
-    alts = _uint(max(lo, 0), hi) if hi >= 0 else []
-    if lo < 0:
-        alts += [f"-({p})" for p in _uint(max(-hi, 1), -lo)]
-    return "(" + "|".join(alts) + ")"
-
-
-def _fraction(lo: int, hi: int, places: int) -> str:
-    """'.ddd' (1..places digits) worth lo..hi units of 10**-places; optional when lo is 0."""
-    if places == 0:
-        return ""
-    if lo == 0 and hi == 10**places - 1:
-        return f"(\\.[0-9]{{1,{places}}})?"
-    alts = []
-    for n in range(1, places + 1):
-        unit = 10 ** (places - n)
-        a, b = -(-lo // unit), hi // unit
-        if a <= b:
-            alts += _digits(str(a).zfill(n), str(b).zfill(n))
-    body = "\\.(" + "|".join(alts) + ")"
-    return f"({body})?" if lo == 0 else body
-
-
-def _unsigned_decimal(lo: Fraction, hi: Fraction, places: int) -> list[str]:
-    scale = 10**places
-    a, b = math.ceil(lo * scale), math.floor(hi * scale)
-    if a > b:
-        return []
-    ia, ib = a // scale, b // scale
-    if ia == ib:
-        return [f"{ia}{_fraction(a % scale, b % scale, places)}"]
-    out = [f"{ia}{_fraction(a % scale, scale - 1, places)}"]
-    if ib - ia > 1:
-        out.append("(" + "|".join(_uint(ia + 1, ib - 1)) + ")" + _fraction(0, scale - 1, places))
-    return out + [f"{ib}{_fraction(0, b % scale, places)}"]
-
-
-def _decimal_regex(lo: Fraction, hi: Fraction, places: int) -> str:
-    """Decimal numbers in [lo, hi] with at most `places` fractional digits."""
-    alts = _unsigned_decimal(max(lo, Fraction(0)), hi, places) if hi >= 0 else []
-    if lo < 0:
-        alts += [f"-({p})" for p in _unsigned_decimal(max(-hi, Fraction(0)), -lo, places)]
-    if not alts:
-        raise GrammarError(f"no number with {places} decimals lies in [{lo}, {hi}]")
-    return "(" + "|".join(alts) + ")"
 
 
 # -- following the grammars token by token -------------------------------------------

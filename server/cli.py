@@ -206,13 +206,10 @@ def _edit(args: argparse.Namespace) -> int:
         print(f"[{done:.1f}/{total:.0f}] {message or ''}", file=sys.stderr)
 
     outcome = anyio.run(lambda: editor.edit(args.image, args.instruction, args.mask, run=not args.plan_only, on_progress=progress))
-    final = outcome.attempts[-1]
-    report: dict[str, Any] = {"reasoning": final.reasoning, "workflow": outcome.workflow.to_json(), "warnings": final.warnings}
-    if len(outcome.attempts) > 1:
-        report["failed_attempts"] = [a.error for a in outcome.attempts[:-1]]
+    report: dict[str, Any] = outcome.plan()
     if outcome.execution is not None:
         execution = outcome.execution
-        report["timings"] = {**execution.timings(), "total": round(execution.seconds, 4)}
+        report["timings"] = execution.timings()
         report["results"] = []
         for i, image in enumerate(execution.results, 1):
             entry: dict[str, Any] = {"uri": image.uri, "width": image.width, "height": image.height}

@@ -103,7 +103,7 @@ def register(server: "LegoEditServer") -> None:
         try:
             outcome = await editor_for(ctx, sampled).edit(image, instruction, mask, run=run, on_progress=progress)
         except EditFailed as exc:
-            return None, error_result(str(exc), {"attempts": [_attempt_dict(a) for a in exc.attempts]})
+            return None, error_result(str(exc), {"attempts": [a.as_dict() for a in exc.attempts]})
         except (InvalidInput, PlannerUnavailable) as exc:
             return None, error_result(str(exc))
         return outcome, None
@@ -127,15 +127,7 @@ def register(server: "LegoEditServer") -> None:
         outcome, error = await edit(image, instruction, mask, ctx, sampled, run=True)
         if error is not None:
             return error
-        execution = outcome.execution
-        final = outcome.attempts[-1]
-        return _with_images(server, execution, "lego_edit", {
-            "reasoning": final.reasoning,
-            "workflow": outcome.workflow.to_json(),
-            "timings": {**execution.timings(), "total": round(execution.seconds, 4)},
-            "warnings": final.warnings,
-            "attempts": [_attempt_dict(a) for a in outcome.attempts],
-        })
+        return _with_images(server, outcome.execution, "lego_edit", {**outcome.plan(), "timings": outcome.execution.timings()})
 
     @server.tool(
         name="plan_edit",
@@ -155,13 +147,7 @@ def register(server: "LegoEditServer") -> None:
         outcome, error = await edit(image, instruction, mask, ctx, sampled, run=False)
         if error is not None:
             return error
-        final = outcome.attempts[-1]
-        structured = {
-            "reasoning": final.reasoning,
-            "workflow": outcome.workflow.to_json(),
-            "warnings": final.warnings,
-            "attempts": [_attempt_dict(a) for a in outcome.attempts],
-        }
+        structured = outcome.plan()
         return types.CallToolResult(content=[types.TextContent(text=json.dumps(structured))], structured_content=structured)
 
     @server.tool(
@@ -190,7 +176,7 @@ def register(server: "LegoEditServer") -> None:
             return error_result(str(exc), details)
         return _with_images(server, execution, "run_workflow", {
             "workflow": parsed.to_json(),
-            "timings": {**execution.timings(), "total": round(execution.seconds, 4)},
+            "timings": execution.timings(),
             "warnings": warnings,
         })
 
@@ -217,11 +203,6 @@ def _with_images(server: "LegoEditServer", execution: Execution, label: str, str
     structured = {"results": results, **structured}
     content.append(types.TextContent(text=json.dumps(structured)))
     return types.CallToolResult(content=content, structured_content=structured)
-
-
-def _attempt_dict(attempt: Any) -> dict[str, Any]:
-    return {"planner": attempt.planner, "reasoning": attempt.reasoning, "workflow": attempt.workflow,
-            "error": attempt.error, "warnings": attempt.warnings}
 
 
 def _text_of(result: types.CreateMessageResult) -> str:

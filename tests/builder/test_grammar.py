@@ -9,7 +9,8 @@ from fractions import Fraction
 import pytest
 
 from bricks import Registry
-from builder.grammar import GrammarLimits, WorkflowGrammar, _decimal_regex, _int_regex
+from builder.grammar import GrammarLimits, WorkflowGrammar
+from builder.number_regex import decimal_regex, int_regex
 from builder.validate import validate_workflow
 from builder.workflow import parse_workflow
 
@@ -167,7 +168,7 @@ def test_plan_length_is_bounded(cpu_registry: Registry) -> None:
     [(0, 1, 3), (-1, 1, 2), (0.1, 5, 2), (1, 3, 3), (0.2, 5, 3), (-5.5, -0.25, 3), (3.14159, 3.2, 3), (-1000, 1000, 1), (0, 7, 0)],
 )
 def test_decimal_ranges(lo: float, hi: float, places: int) -> None:
-    rx = re.compile(_decimal_regex(Fraction(str(lo)), Fraction(str(hi)), places) + r"\Z")
+    rx = re.compile(decimal_regex(Fraction(str(lo)), Fraction(str(hi)), places) + r"\Z")
     lo_f, hi_f = Fraction(str(lo)), Fraction(str(hi))
     candidates = {f"{sign}{i}{frac}" for sign in ("", "-") for i in [*range(40), 999, 1000, 1001]
                   for frac in ["", ".0", ".5", ".25", ".125", ".1", ".99", ".999", ".2", ".3", ".0001", ".12"]}  # fmt: skip
@@ -180,7 +181,7 @@ def test_decimal_ranges(lo: float, hi: float, places: int) -> None:
 
 @pytest.mark.parametrize(("lo", "hi"), [(0, 0), (0, 9), (3, 117), (-20, 5), (-300, -7), (10, 10000)])
 def test_integer_ranges(lo: int, hi: int) -> None:
-    rx = re.compile(_int_regex(lo, hi) + r"\Z")
+    rx = re.compile(int_regex(lo, hi) + r"\Z")
     for n in range(-400, 10100):
         assert bool(rx.match(str(n))) == (lo <= n <= hi), n
     assert not rx.match("007") and not rx.match("-0")
