@@ -66,9 +66,9 @@ def _b64(text: str, max_bytes: int) -> bytes:
 def _read_file(ref: str, settings: Settings) -> bytes:
     raw = ref[7:] if ref.startswith("file://") else ref
     try:
-        path = Path(raw).expanduser().resolve(strict=True)  # follows symlinks: a link out of a root is refused
-    except (FileNotFoundError, NotADirectoryError):
-        raise InvalidInput(f"no such file '{raw}' (and not a store URI, data URI or base64)") from None
+        # Follows symlinks, so a link out of a root is refused; containment is checked before
+        # existence so that nothing is revealed about files outside the roots.
+        path = Path(raw).expanduser().resolve()
     except (OSError, RuntimeError) as exc:
         raise InvalidInput(f"cannot open '{raw}': {exc.__class__.__name__}") from None
     roots = [r.expanduser().resolve() for r in settings.allowed_roots]
@@ -77,6 +77,8 @@ def _read_file(ref: str, settings: Settings) -> bytes:
             f"file '{raw}' is outside the allowed roots ({', '.join(map(str, roots))}); "
             "add its folder with --allow-root or LEGO_EDIT_ALLOWED_ROOTS"
         )
+    if not path.exists():
+        raise InvalidInput(f"no such file '{raw}' (and not a store URI, data URI or base64)")
     if not path.is_file():
         raise InvalidInput(f"'{raw}' is not a regular file")
     size = path.stat().st_size

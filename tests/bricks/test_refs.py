@@ -62,7 +62,8 @@ def test_paths_outside_the_allowed_roots_are_refused(load, settings, tmp_path_fa
         load(ref)
 
 
-def test_missing_file(load):
+def test_missing_file(load, settings, monkeypatch):
+    monkeypatch.chdir(settings.allowed_roots[0])
     with pytest.raises(InvalidInput, match="no such file"):
         load("does-not-exist.png")
 
@@ -125,7 +126,8 @@ def test_file_over_the_byte_limit(load, settings):
         (12, "expected an image reference"),
     ],
 )
-def test_malformed_inline_data(load, ref, message):
+def test_malformed_inline_data(load, ref, message, settings, monkeypatch):
+    monkeypatch.chdir(settings.allowed_roots[0])
     with pytest.raises(InvalidInput, match=message):
         load(ref)
 
@@ -144,3 +146,8 @@ def test_exif_orientation_is_applied(load, settings):
     path = settings.allowed_roots[0] / "rot.jpg"
     Image.fromarray(img).save(path, exif=exif, quality=95)
     assert load(str(path)).shape == (100, 40, 3)
+
+
+def test_a_missing_file_outside_the_roots_reveals_nothing(load, tmp_path):
+    with pytest.raises(InvalidInput, match="outside the allowed roots"):
+        load(str(tmp_path.parent / "no-such-dir" / "x.png"))
