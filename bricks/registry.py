@@ -12,10 +12,11 @@ import importlib
 import importlib.resources
 import inspect
 import logging
+import importlib.util
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.to_thread
@@ -30,18 +31,43 @@ from .gpu.manager import configure as configure_models
 from .images import as_image, as_mask, binary
 from .refs import load_reference
 from .settings import Settings
+from .sources import Sources
 from .spec import IMAGE_TYPES, BrickSpec, load_spec
 from .store import ImageStore, StoredImage
 
 log = logging.getLogger(__name__)
 
 
+class Runner(Protocol):
+    """How a tool without code of its own runs: a composite workflow or a remote MCP tool.
+
+    It receives validated wire arguments (image references unresolved) and returns outputs as
+    arrays, `StoredImage`s or scalars; the registry checks and stores them like any brick's.
+    """
+
+    kind: str
+    uses: frozenset[str]
+    """Names of the registry's tools it calls (a composite's steps); they cannot be unregistered first."""
+
+    def unavailable_reason(self, registry: Registry) -> str | None: ...
+
+    async def __call__(
+        self, registry: Registry, args: dict[str, Any], on_progress: ProgressCallback | None
+    ) -> Mapping[str, Any]: ...
+
+
 @dataclass
 class Brick:
-    """A registered brick: its spec, where it came from, and its lazily imported code."""
+    """A registered brick: its spec, where it came from, and its lazily imported code.
+
+    `module_dir`: a directory whose `<module>.py` files hold this brick's implementation (a
+    watched schema directory); other modules are imported normally.
+    """
 
     spec: BrickSpec
     source: str
+    runner: Runner | None = None
+    module_dir: Path | None = None
     input_schema: dict[str, Any] = field(init=False)
     output_schema: dict[str, Any] = field(init=False)
     _validator: jsonschema.protocols.Validator = field(init=False, repr=False)
@@ -62,11 +88,24 @@ class Brick:
             target = self.spec.backends[backend]
             module_name, _, attr = target.partition(":")
             try:
-                fn = getattr(importlib.import_module(module_name), attr)
-            except (ImportError, AttributeError) as exc:
+                fn = getattr(self._import(module_name), attr)
+            except (ImportError, AttributeError, SyntaxError) as exc:
                 raise BrickFailed(self.name, f"cannot load its {backend} implementation '{target}': {exc}") from None
             self._impls[backend] = (fn, _accepts_ctx(fn))
         return self._impls[backend]
+
+    def _import(self, module_name: str) -> Any:
+        path = self.module_dir / f"{module_name}.py" if self.module_dir and module_name.isidentifier() else None
+        if path is None or not path.is_file():
+            return importlib.import_module(module_name)
+        # Loaded from the file under a private name and not cached in sys.modules, so an edited
+        # file gives the re-registered brick fresh code.
+        loader_spec = importlib.util.spec_from_file_location(f"_lego_edit_brick_{self.name}_{module_name}", path)
+        if loader_spec is None or loader_spec.loader is None:
+            raise ImportError(f"cannot load {path}")
+        module = importlib.util.module_from_spec(loader_spec)
+        loader_spec.loader.exec_module(module)
+        return module
 
 
 class Registry:
@@ -77,8 +116,14 @@ class Registry:
             settings.builder_model, settings.builder_subfolder
         )
         configure_models(self.model_config)
+        # Replaced, never mutated, so readers on other threads (the schema watcher runs in one)
+        # always see a whole mapping.
         self._bricks: dict[str, Brick] = {}
         self._by_builder_id: dict[str, str] = {}
+        self.sources = Sources(self)
+        """Schema directories and plugin entry points, synced at start-up and while serving."""
+        self.reserved: dict[str, str] = {}
+        """Names held by tools outside the registry (the server's own), with what holds them."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Registry:
@@ -86,8 +131,8 @@ class Registry:
         store = ImageStore(settings.cache_dir, memory_budget=settings.memory_budget, disk_budget=settings.disk_budget)
         registry = cls(store, settings)
         registry.load_builtin()
-        for directory in settings.schema_dirs:
-            registry.load_dir(directory)
+        registry.sources = Sources(registry, settings.schema_dirs)
+        registry.sources.sync(strict=True)
         return registry
 
     # -- loading -----------------------------------------------------------------
@@ -107,21 +152,31 @@ class Registry:
             self.add(spec, source=str(path))
         return specs
 
-    def add(self, spec: BrickSpec, *, source: str) -> Brick:
+    def add(self, spec: BrickSpec, *, source: str, runner: Runner | None = None, module_dir: Path | None = None) -> Brick:
         """Register a brick; a name or builder id already taken raises `SchemaError`."""
-        for key, taken in ((spec.name, self._bricks), (spec.builder_id, self._by_builder_id)):
-            if key in taken:
-                holder = taken[key] if isinstance(taken[key], str) else taken[key].name
-                raise SchemaError(source, f"'{key}' is already taken by tool '{holder}'")
-        brick = Brick(spec, source)
-        self._bricks[spec.name] = brick
-        self._by_builder_id[spec.builder_id] = spec.name
+        self.check_free(spec, source)
+        brick = Brick(spec, source, runner, module_dir)
+        self._bricks = {**self._bricks, spec.name: brick}
+        self._by_builder_id = {**self._by_builder_id, spec.builder_id: spec.name}
         return brick
 
-    def remove(self, name: str) -> None:
+    def check_free(self, spec: BrickSpec, source: str) -> None:
+        """Raise `SchemaError` when the spec's name or builder id is taken, saying by which tool."""
+        for key in (spec.name, spec.builder_id):
+            holder = self.reserved.get(key) or self._bricks.get(self._by_builder_id.get(key, key))
+            if holder is not None:
+                where = holder if isinstance(holder, str) else f"tool '{holder.name}' ({holder.source})"
+                raise SchemaError(source, f"'{key}' is already taken by {where}")
+
+    def remove(self, name: str) -> Brick:
         brick = self.get(name)
-        del self._bricks[brick.name]
-        del self._by_builder_id[brick.spec.builder_id]
+        self._bricks = {k: v for k, v in self._bricks.items() if k != brick.name}
+        self._by_builder_id = {k: v for k, v in self._by_builder_id.items() if v != brick.name}
+        return brick
+
+    def dependents(self, name: str) -> list[str]:
+        """Tools whose runner calls `name` (a composite's steps)."""
+        return [b.name for b in self._bricks.values() if b.runner is not None and name in b.runner.uses]
 
     # -- lookup ------------------------------------------------------------------
     def get(self, name: str) -> Brick:
@@ -145,6 +200,9 @@ class Registry:
 
     def backend_for(self, brick: Brick) -> tuple[str | None, str]:
         """(the backend that will run the brick, '') or (None, why none can)."""
+        if brick.runner is not None:
+            why = brick.runner.unavailable_reason(self)
+            return (brick.runner.kind, "") if why is None else (None, why)
         reasons = []
         for backend in brick.spec.backends:
             reason = backends.unavailable_reason(brick.spec, backend, self.settings.backend, self.model_config)
@@ -166,7 +224,24 @@ class Registry:
         backend, why = self.backend_for(brick)
         if backend is None:
             raise InvalidInput(f"not available on this server ({why})", brick=brick.name)
+        if brick.runner is not None:
+            return await self._run_runner(brick, brick.runner, args, on_progress)
         return await anyio.to_thread.run_sync(self._run, brick, backend, args, WorkerContext(on_progress))
+
+    async def _run_runner(
+        self, brick: Brick, runner: Runner, args: Mapping[str, Any] | None, on_progress: ProgressCallback | None
+    ) -> dict[str, Any]:
+        try:
+            checked = _checked_args(brick, args)
+            raw = await runner(self, checked, on_progress)
+        except InvalidInput as exc:
+            raise exc.located(brick=brick.name) from None
+        except BrickFailed:
+            raise
+        except Exception as exc:
+            log.exception("%s tool %s failed", runner.kind, brick.name)
+            raise BrickFailed(brick.name, f"{type(exc).__name__}: {exc}") from exc
+        return await anyio.to_thread.run_sync(self._store_outputs, brick, raw)
 
     def _run(self, brick: Brick, backend: str, args: Mapping[str, Any] | None, ctx: BrickContext) -> dict[str, Any]:
         try:
@@ -185,13 +260,7 @@ class Registry:
         return self._store_outputs(brick, raw)
 
     def _prepare(self, brick: Brick, args: Mapping[str, Any] | None) -> dict[str, Any]:
-        if args is None:
-            args = {}
-        if not isinstance(args, Mapping):
-            raise InvalidInput("arguments must be an object")
-        # null means "not given": the workflow format writes absent optional inputs as null
-        args = {k: v for k, v in args.items() if v is not None}
-        _validate(brick, args)
+        args = _checked_args(brick, args)
         inputs: dict[str, Any] = {}
         size: tuple[str, tuple[int, int]] | None = None
         for p in brick.spec.inputs:
@@ -238,6 +307,17 @@ class Registry:
         return result
 
 
+def _checked_args(brick: Brick, args: Mapping[str, Any] | None) -> dict[str, Any]:
+    if args is None:
+        args = {}
+    if not isinstance(args, Mapping):
+        raise InvalidInput("arguments must be an object")
+    # null means "not given": the workflow format writes absent optional inputs as null
+    args = {k: v for k, v in args.items() if v is not None}
+    _validate(brick, args)
+    return args
+
+
 def _validate(brick: Brick, args: dict[str, Any]) -> None:
     """Validate against the rendered input schema; the first error names its parameter."""
     errors = sorted(brick._validator.iter_errors(args), key=lambda e: (list(e.path), e.validator))
@@ -272,6 +352,8 @@ def _describe_error(err: jsonschema.ValidationError) -> str:
 
 def _check_output(brick: str, kind: str, name: str, value: Any, store: ImageStore, max_pixels: int) -> Any:
     if kind in IMAGE_TYPES:
+        if isinstance(value, StoredImage):  # a composite's step already stored it
+            return value
         if not isinstance(value, np.ndarray):
             raise BrickFailed(brick, f"output '{name}' is {type(value).__name__}, not an array")
         if value.shape[0] * value.shape[1] > max_pixels:  # e.g. an outpainting canvas from large ratios
@@ -297,4 +379,4 @@ def _accepts_ctx(fn: Callable[..., Any]) -> bool:
         return False
 
 
-__all__ = ["Brick", "BrickContext", "Registry"]
+__all__ = ["Brick", "BrickContext", "Registry", "Runner"]

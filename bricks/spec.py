@@ -100,7 +100,9 @@ class BrickSpec(_Strict):
     inputs: tuple[Param, ...]
     outputs: tuple[Output, ...] = Field(min_length=1)
     same_size: bool = Field(True, description="all image and mask inputs must share one size")
-    backends: dict[Literal["gpu", "cpu"], str] = Field(min_length=1, description="backend -> 'module:attribute'")
+    backends: dict[Literal["gpu", "cpu"], str] = Field(
+        default_factory=dict, description="backend -> 'module:attribute'; empty only for composite and remote tools"
+    )
     models: tuple[str, ...] = Field((), description="keys of the model configuration the gpu backend loads")
     annotations: Annotations | None = None
 
@@ -138,4 +140,7 @@ def load_spec(path: Path) -> BrickSpec:
         raise SchemaError(str(path), f"cannot read: {exc}") from None
     except json.JSONDecodeError as exc:
         raise SchemaError(str(path), f"not valid JSON: {exc}") from None
-    return parse_spec(data, str(path))
+    spec = parse_spec(data, str(path))
+    if not spec.backends:
+        raise SchemaError(str(path), "backends: a schema file names at least one backend ('cpu' or 'gpu')")
+    return spec
