@@ -13,6 +13,11 @@ def _default_cache_dir() -> Path:
     return Path(base) / "lego-edit-mcp" / "images"
 
 
+def _default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "lego-edit-mcp"
+
+
 @dataclass(frozen=True)
 class Settings:
     allowed_roots: tuple[Path, ...] = field(default_factory=lambda: (Path.cwd(),))
@@ -32,7 +37,15 @@ class Settings:
     """Long side of the inline thumbnail returned with each image result; 0 turns thumbnails off."""
     thumbnail_bytes: int = 100_000
     schema_dirs: tuple[Path, ...] = ()
-    """Extra directories of brick schema files, loaded after the built-in ones."""
+    """Extra directories of brick schema files (and their modules), loaded after the built-in ones
+    and watched while serving."""
+    watch_interval: float = 1.0
+    """Seconds between checks of the schema directories and plugin entry points; 0 turns watching off."""
+    state_dir: Path = field(default_factory=_default_state_dir)
+    """Where tools added with register_tool are kept, to be registered again after a restart."""
+    remote_servers: tuple[str, ...] = ()
+    """MCP servers whose tools register_tool may proxy, as NAME=URL or NAME=COMMAND
+    (in LEGO_EDIT_REMOTE_SERVERS, separated by ';')."""
     backend: str = "auto"
     """'auto' picks the first backend a brick lists that can run here; 'cpu' forces CPU backends."""
     models_file: Path | None = None
@@ -73,6 +86,10 @@ def _convert(name: str, annotation: Any, raw: str) -> Any:
     try:
         if kind == "int":
             return int(raw.replace("_", ""))
+        if kind == "float":
+            return float(raw)
+        if "tuple[str" in kind:
+            return tuple(p.strip() for p in raw.split(";") if p.strip())
         if "tuple[Path" in kind:
             return tuple(Path(p).expanduser() for p in raw.split(os.pathsep) if p)
         if kind.startswith("pathlib.Path") or kind.startswith("Path"):

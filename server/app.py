@@ -21,11 +21,15 @@ from bricks import Brick, BrickFailed, InvalidInput, Registry, StoredImage
 from bricks.store import URI_PREFIX
 
 from . import __version__
+from .notify import ToolListNotifier, watch_sources
+from .registration_tools import advertised as registration_tools_schema
+from .registrations import RuntimeTools
 from .results import error_result, tool_result
 
 log = logging.getLogger(__name__)
 
 _INLINE_THUMBNAIL_PIXELS = 256 * 256
+SERVER_TOOLS = ("lego_edit", "plan_edit", "run_workflow", "register_tool", "unregister_tool")
 
 INSTRUCTIONS = """\
 Image-editing bricks (Lego-Edit). Every image result is stored and returned as a
@@ -50,24 +54,34 @@ def mcp_tool(brick: Brick) -> Tool:
 
 
 class LegoEditServer(MCPServer[Any]):
-    def __init__(self, registry: Registry):
+    def __init__(self, registry: Registry, runtime_tools: RuntimeTools | None = None):
+        self.notifier = ToolListNotifier()
         super().__init__(
-            "lego-edit-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=_flush_store_on_exit
+            "lego-edit-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=_lifespan,
+            subscriptions=self.notifier.bus,
         )
+        self.middleware.append(self.notifier.middleware)
         self.registry = registry
+        registry.reserved = {name: f"the server's own tool '{name}'" for name in SERVER_TOOLS}
+        if runtime_tools is None:
+            runtime_tools = RuntimeTools(registry, registry.settings.state_dir, registry.settings.remote_servers)
+            runtime_tools.restore()
+        self.runtime_tools = runtime_tools
         self.resource(
             "lego://images/{image_id}",
             name="image",
             description="A stored image or mask, as PNG",
             mime_type="image/png",
         )(self._read_image)
-        from . import edit_tools
+        from . import edit_tools, registration_tools
 
         edit_tools.register(self)
+        registration_tools.register(self)
         _advertise_list_changed(self)
 
     async def list_tools(self) -> list[Tool]:
-        return [*(mcp_tool(b) for b in self.registry.available()), *await super().list_tools()]
+        own = [registration_tools_schema(t) for t in await super().list_tools()]
+        return [*(mcp_tool(b) for b in self.registry.available()), *own]
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
@@ -95,10 +109,16 @@ class LegoEditServer(MCPServer[Any]):
 
 
 @contextlib.asynccontextmanager
-async def _flush_store_on_exit(server: LegoEditServer) -> AsyncIterator[None]:
-    """Images still only in memory are written to the cache at shutdown, so their URIs outlive the process."""
+async def _lifespan(server: LegoEditServer) -> AsyncIterator[None]:
+    """Watch the brick sources while serving; at shutdown, write the images still only in
+    memory to the cache, so their URIs outlive the process."""
+    interval = server.registry.settings.watch_interval
     try:
-        yield
+        async with anyio.create_task_group() as tg:
+            if interval > 0:
+                tg.start_soon(watch_sources, server.registry, server.notifier, interval)
+            yield
+            tg.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(server.registry.store.flush)

@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--backend", choices=["auto", "cpu"], help="'cpu' forces CPU backends")
     g.add_argument("--models", dest="models_file", type=Path, metavar="FILE", help="TOML file overriding the GPU bricks' models (see bricks/gpu/models.toml)")
     g.add_argument("--device", help="device of the GPU bricks: auto, cuda, cuda:1, mps or cpu")
+    g.add_argument("--state-dir", type=Path, help="where tools added with register_tool are kept across restarts")
+    g.add_argument("--remote-server", action="append", metavar="NAME=TARGET", help="an MCP server (URL or command) whose tools register_tool may proxy (repeatable)")
+    g.add_argument("--watch-interval", type=float, metavar="SECONDS", help="how often schema directories and plugins are re-checked while serving (0: never)")
 
     planning = argparse.ArgumentParser(add_help=False)
     g = planning.add_argument_group("planning (lego_edit and edit)")
@@ -91,7 +94,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _registry(args: argparse.Namespace):
+    """The registry with every source loaded, tools added by register_tool included."""
+    return _load(args)[0]
+
+
+def _load(args: argparse.Namespace):
     from bricks import Registry, Settings
+
+    from .registrations import RuntimeTools
 
     settings = Settings.from_env(
         schema_dirs=tuple(args.schemas) if args.schemas else None,
@@ -104,15 +114,22 @@ def _registry(args: argparse.Namespace):
         backend=args.backend,
         models_file=args.models_file,
         device=args.device,
+        state_dir=args.state_dir,
+        remote_servers=tuple(args.remote_server) if args.remote_server else None,
+        watch_interval=args.watch_interval,
         **{k: getattr(args, k, None) for k in ("builder", "builder_model", "builder_subfolder", "builder_template", "openai_url", "openai_model")},
     )
-    return Registry.from_settings(settings)
+    registry = Registry.from_settings(settings)
+    runtime = RuntimeTools(registry, settings.state_dir, settings.remote_servers)
+    for source, reason in {**registry.sources.problems, **runtime.restore()}.items():
+        print(f"lego-edit-mcp: not loaded: {source}: {reason}", file=sys.stderr)
+    return registry, runtime
 
 
 def _serve(args: argparse.Namespace) -> int:
     from .app import LegoEditServer
 
-    server = LegoEditServer(_registry(args))
+    server = LegoEditServer(*_load(args))
     if args.transport == "stdio":
         server.run("stdio")
         return 0
@@ -153,6 +170,7 @@ def _tools(args: argparse.Namespace) -> int:
             "backend": backend,
             "backends": list(spec.backends),
             "reason": why or None,
+            "source": brick.source,
             "description": spec.description,
         })
     if args.json:

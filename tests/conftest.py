@@ -18,7 +18,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(allowed_roots=(tmp_path,), cache_dir=tmp_path / "cache", backend="cpu")
+    return Settings(allowed_roots=(tmp_path,), cache_dir=tmp_path / "cache", state_dir=tmp_path / "state", backend="cpu")
 
 
 @pytest.fixture

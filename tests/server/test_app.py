@@ -9,6 +9,7 @@ from mcp import Client
 from mcp.types import ImageContent, ResourceLink, TextContent
 from PIL import Image
 
+from server.app import SERVER_TOOLS
 from tests.conftest import photo
 from tests.server.conftest import MODES
 
@@ -25,7 +26,7 @@ def png_of(read_result) -> np.ndarray:
 async def test_tools_are_the_registry_rendered(server, registry, mode):
     async with Client(server, mode=mode) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == {b.name for b in registry.available()} | {"lego_edit", "plan_edit", "run_workflow"}
+    assert set(tools) == {b.name for b in registry.available()} | set(SERVER_TOOLS)
     for brick in registry.available():
         tool = tools[brick.name]
         assert tool.input_schema == brick.input_schema

@@ -17,6 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+
+from server.app import SERVER_TOOLS
+
 pytestmark = pytest.mark.slow
 
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"  # --strict needs 2.x; its CLI runs on Node 20
@@ -48,7 +51,7 @@ def test_inspector_lists_strictly_calls_and_reads(inspector, settings, photo_fil
     assert listed.returncode == 0, listed.stderr
     assert "portability" not in listed.stderr.lower()
     names = {t["name"] for t in json.loads(listed.stdout)["tools"]}
-    assert names == {b.name for b in registry.available()} | {"lego_edit", "plan_edit", "run_workflow"}
+    assert names == {b.name for b in registry.available()} | set(SERVER_TOOLS)
 
     called = run_inspector(
         inspector, settings, "--method", "tools/call", "--tool-name", "adjust",

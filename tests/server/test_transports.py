@@ -24,7 +24,8 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
 def server_args(settings, *extra: str) -> list[str]:
-    return ["-m", "server", "serve", "--allow-root", str(settings.allowed_roots[0]), "--cache-dir", str(settings.cache_dir), *extra]
+    return ["-m", "server", "serve", "--allow-root", str(settings.allowed_roots[0]), "--cache-dir", str(settings.cache_dir),
+            "--state-dir", str(settings.state_dir), *extra]
 
 
 def decode(blob: str) -> np.ndarray:

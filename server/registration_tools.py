@@ -1,0 +1,92 @@
+"""The tools `register_tool` and `unregister_tool`: add or remove a composite or remote tool while serving."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+import mcp.types as types
+from pydantic import Field
+
+from bricks import InvalidInput, SchemaError
+from bricks.registry import Brick
+
+from .registrations import ToolDefinition, definition_of
+from .results import error_result
+
+if TYPE_CHECKING:
+    from .app import LegoEditServer
+
+REGISTER_DESCRIPTION = """\
+Add a tool while the server runs, usable at once by every client, by run_workflow and by the
+Builder of lego_edit. Two kinds, neither runs new code:
+- composite: a workflow of existing bricks with its own typed inputs, e.g. {"name": "soft_cutout",
+  "builder_id": "SOFT-CUTOUT", "description": "...", "inputs": [{"name": "image", "type": "Image",
+  "description": "the photo"}], "composite": {"pipeline": [{"step": 1, "model": "SOS", "input":
+  {"image": "init[image]"}, "output": {"mask": "step1[mask]"}}, ...], "outputs": {"image": "step2[image]"}}};
+- remote: a tool of an MCP server the operator allowed, {"remote": {"server": NAME, "tool": TOOL}},
+  with its inputs and outputs declared.
+It is kept across restarts until unregister_tool removes it."""
+
+
+def register(server: LegoEditServer) -> None:
+    runtime = server.runtime_tools
+
+    @server.tool(name="register_tool", description=REGISTER_DESCRIPTION,
+                 annotations=types.ToolAnnotations(destructive_hint=False, open_world_hint=False))
+    async def register_tool(
+        definition: Annotated[dict[str, Any], Field(description="The tool: see the schema of this parameter.")],
+    ) -> types.CallToolResult:
+        try:
+            brick = await runtime.register(definition_of(definition))
+        except (InvalidInput, SchemaError) as exc:
+            return error_result(f"register_tool: {exc}")
+        await server.notifier.tools_changed()
+        return _described(brick)
+
+    @server.tool(name="unregister_tool", description=(
+        "Remove a tool added with register_tool. A tool that a composite uses cannot be removed: "
+        "unregister the composite first."),
+        annotations=types.ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=False))
+    async def unregister_tool(
+        name: Annotated[str, Field(description="The tool's MCP name or Lego-Edit id.")],
+    ) -> types.CallToolResult:
+        try:
+            removed = runtime.unregister(name)
+        except InvalidInput as exc:
+            return error_result(f"unregister_tool: {exc}")
+        await server.notifier.tools_changed()
+        structured = {"removed": removed}
+        return types.CallToolResult(content=[types.TextContent(text=json.dumps(structured))], structured_content=structured)
+
+
+def _described(brick: Brick) -> types.CallToolResult:
+    structured = {
+        "name": brick.name,
+        "builder_id": brick.spec.builder_id,
+        "runs": brick.runner.kind if brick.runner else "code",
+        "input_schema": brick.input_schema,
+        "output_schema": brick.output_schema,
+    }
+    return types.CallToolResult(content=[types.TextContent(text=json.dumps(structured))], structured_content=structured)
+
+
+@functools.cache
+def _register_schema() -> dict[str, Any]:
+    definition = ToolDefinition.model_json_schema()
+    defs = definition.pop("$defs", {})
+    return {
+        "type": "object",
+        "properties": {"definition": definition},
+        "required": ["definition"],
+        "additionalProperties": False,
+        "$defs": defs,
+    }
+
+
+def advertised(tool: types.Tool) -> types.Tool:
+    """register_tool is advertised with the full schema of a definition; its body validates it."""
+    if tool.name != "register_tool":
+        return tool
+    return tool.model_copy(update={"input_schema": _register_schema()})

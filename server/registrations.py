@@ -1,0 +1,183 @@
+"""Tools registered while the server runs (`register_tool`), kept in a state directory.
+
+Only tools that run no new code can be registered this way: a composite (a workflow of
+registered bricks) or a remote tool (a tool of an MCP server the operator allowed). Each
+registration is saved as `<state_dir>/tools/<name>.json` and registered again at start-up.
+
+`unregister` refuses to remove a tool that a composite uses: unregister the composite first.
+Bricks from schema files and plugins are removed by removing their file or package, never here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bricks import InvalidInput, Registry, SchemaError
+from bricks.registry import Brick
+from bricks.spec import Annotations, Output, Param, parse_spec
+from builder.composite import composite
+
+from .remote import RemoteRunner, RemoteServer, allowed_servers, check_remote_tool
+
+log = logging.getLogger(__name__)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CompositePart(_Strict):
+    pipeline: list[dict[str, Any]] = Field(
+        description="Steps in the workflow format ({step, model, input, output}); the tool's inputs are init[<name>]."
+    )
+    outputs: dict[str, str] = Field(description="Each output of the tool and the step output it is, e.g. {\"image\": \"step2[image]\"}.")
+
+
+class RemotePart(_Strict):
+    server: str = Field(description="Name of a remote MCP server the operator allowed (--remote-server NAME=TARGET).")
+    tool: str = Field(description="The tool's name on that server.")
+
+
+class ToolDefinition(_Strict):
+    """A tool to register: the fields of a brick schema, plus how it runs (composite or remote)."""
+
+    name: str = Field(description="MCP tool name, snake_case")
+    builder_id: str = Field(description="Id in workflows and the Builder prompt, e.g. SOFT-CUTOUT")
+    kind: Literal["predict", "edit"] = "edit"
+    title: str | None = None
+    description: str
+    constraint: str | None = Field(None, description="When the Builder should (not) use it")
+    inputs: list[Param] = Field(description="Typed inputs; a composite's steps read them as init[<name>]")
+    outputs: list[Output] | None = Field(None, description="Remote tools only; a composite's come from its steps")
+    annotations: Annotations | None = None
+    composite: CompositePart | None = None
+    remote: RemotePart | None = None
+
+    def spec_fields(self) -> dict[str, Any]:
+        return self.model_dump(include={"kind", "title", "constraint", "annotations"}, exclude_none=True)
+
+
+class RuntimeTools:
+    def __init__(self, registry: Registry, state_dir: Path, remote_servers: tuple[str, ...] = ()):
+        self.registry = registry
+        self.directory = Path(state_dir) / "tools"
+        self.remotes: dict[str, RemoteServer] = allowed_servers(remote_servers)
+        self.names: list[str] = []
+
+    def restore(self) -> dict[str, str]:
+        """Register the saved tools again; returns the files that failed, with why (also logged)."""
+        pending = sorted(self.directory.glob("*.json")) if self.directory.is_dir() else []
+        problems: dict[str, str] = {}
+        while pending:  # composites may use each other: retry until a round adds nothing
+            failed = []
+            for path in pending:
+                try:
+                    self._add(ToolDefinition.model_validate_json(path.read_text(encoding="utf-8")))
+                except (InvalidInput, SchemaError, ValidationError, OSError) as exc:
+                    failed.append(path)
+                    problems[str(path)] = str(exc)
+            if len(failed) == len(pending):
+                break
+            pending = failed
+        for path in pending:
+            log.warning("saved tool %s not registered: %s", path, problems[str(path)])
+        return {str(p): problems[str(p)] for p in pending}
+
+    async def register(self, definition: ToolDefinition) -> Brick:
+        if (definition.composite is None) == (definition.remote is None):
+            raise InvalidInput("give exactly one of `composite` or `remote`", param="definition")
+        if definition.remote is not None:
+            server = self._server(definition.remote.server)
+            spec = self._remote_spec(definition)
+            await check_remote_tool(server, definition.remote.tool, spec)
+        brick = self._add(definition)
+        self._save(definition)
+        return brick
+
+    def unregister(self, name: str) -> str:
+        brick = self.registry.get(name)
+        if brick.name not in self.names:
+            raise InvalidInput(
+                f"'{brick.name}' comes from {brick.source}; only tools added with register_tool can be unregistered",
+                param="name",
+            )
+        if users := self.registry.dependents(brick.name):
+            raise InvalidInput(f"'{brick.name}' is used by composite {', '.join(users)}; unregister that first", param="name")
+        self.registry.remove(brick.name)
+        self.names.remove(brick.name)
+        (self.directory / f"{brick.name}.json").unlink(missing_ok=True)
+        return brick.name
+
+    def _add(self, definition: ToolDefinition) -> Brick:
+        source = f"register_tool ({self.directory / definition.name}.json)"
+        if definition.composite is not None:
+            if definition.outputs is not None:
+                raise InvalidInput("a composite's outputs come from its steps: give them in composite.outputs", param="outputs")
+            self._check_names(definition, source)
+            spec, runner = composite(
+                self.registry,
+                name=definition.name,
+                builder_id=definition.builder_id,
+                description=definition.description,
+                inputs=definition.inputs,
+                pipeline=definition.composite.pipeline,
+                outputs=definition.composite.outputs,
+                **definition.spec_fields(),
+            )
+        else:
+            assert definition.remote is not None
+            spec = self._remote_spec(definition)
+            runner = RemoteRunner(self._server(definition.remote.server), definition.remote.tool, spec)
+        brick = self.registry.add(spec, source=source, runner=runner)
+        self.names.append(brick.name)
+        return brick
+
+    def _check_names(self, definition: ToolDefinition, source: str) -> None:
+        """Name problems first: they are cheaper to read than a workflow's."""
+        probe = {"name": definition.name, "builder_id": definition.builder_id, "kind": definition.kind,
+                 "description": definition.description, "inputs": [], "outputs": [{"name": "x", "type": "Image", "description": "x"}]}
+        self.registry.check_free(parse_spec(probe, source), source)
+
+    def _remote_spec(self, definition: ToolDefinition):
+        if not definition.outputs:
+            raise InvalidInput("a remote tool declares its outputs", param="outputs")
+        data = {**definition.spec_fields(), "name": definition.name, "builder_id": definition.builder_id,
+                "description": definition.description, "inputs": definition.inputs, "outputs": definition.outputs,
+                "same_size": False}
+        spec = parse_spec(data, f"remote tool '{definition.name}'")
+        self.registry.check_free(spec, f"remote tool '{definition.name}'")
+        return spec
+
+    def _server(self, name: str) -> RemoteServer:
+        if name not in self.remotes:
+            allowed = ", ".join(sorted(self.remotes)) or "none"
+            raise InvalidInput(
+                f"remote server '{name}' is not allowed here (allowed: {allowed}); the operator adds one with "
+                "--remote-server NAME=TARGET",
+                param="remote.server",
+            )
+        return self.remotes[name]
+
+    def _save(self, definition: ToolDefinition) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{definition.name}.json"
+        partial = path.with_suffix(".json.partial")
+        partial.write_text(json.dumps(definition.model_dump(mode="json", exclude_none=True), indent=1), encoding="utf-8")
+        os.replace(partial, path)  # atomic: a crash leaves the old file or the new one
+
+
+def definition_of(data: Mapping[str, Any]) -> ToolDefinition:
+    """Parse a definition; pydantic's errors become one `InvalidInput` naming the field."""
+    try:
+        return ToolDefinition.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "definition"
+        raise InvalidInput(err["msg"], param=where) from None

@@ -1,0 +1,160 @@
+"""Remote tools: a tool of another MCP server, used as a brick of this one.
+
+Only servers the operator names in the settings can be reached (`--remote-server NAME=TARGET`,
+TARGET an `http(s)://` URL of a streamable-HTTP server or a command line that starts a stdio
+server); a registration can only pick one of those by NAME. An HTTP server's bearer token is
+read from `LEGO_EDIT_REMOTE_TOKEN_<NAME>`.
+
+Images go to the remote as PNG data URIs. They come back from its structured content (a
+`{"uri": ...}` object, as lego-edit-mcp returns, or a data URI), else from its resource links
+or inline images in order. One connection is opened per call.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import shlex
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+from mcp import Client, StdioServerParameters
+from mcp.types import BlobResourceContents, CallToolResult, ImageContent, ResourceLink, TextContent
+
+from bricks import BrickFailed, InvalidInput, Registry
+from bricks.context import ProgressCallback
+from bricks.images import as_image, as_mask, decode, encode_png
+from bricks.refs import load_reference
+from bricks.spec import IMAGE_TYPES, BrickSpec
+
+TIMEOUT_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class RemoteServer:
+    name: str
+    target: str
+
+    @classmethod
+    def parse(cls, entry: str) -> RemoteServer:
+        name, sep, target = entry.partition("=")
+        if not sep or not name.strip().isidentifier() or not target.strip():
+            raise ValueError(f"remote server {entry!r}: expected NAME=URL or NAME=COMMAND")
+        return cls(name.strip(), target.strip())
+
+    @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[Client]:
+        if self.target.startswith(("http://", "https://")):
+            import httpx2
+            from mcp.client.streamable_http import streamable_http_client
+
+            token = os.environ.get(f"LEGO_EDIT_REMOTE_TOKEN_{self.name.upper()}")
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            async with httpx2.AsyncClient(headers=headers, timeout=TIMEOUT_SECONDS) as http:
+                transport = streamable_http_client(self.target, http_client=http, max_sse_event_size=None)
+                async with Client(transport, read_timeout_seconds=TIMEOUT_SECONDS) as client:
+                    yield client
+        else:
+            argv = shlex.split(self.target)
+            params = StdioServerParameters(command=argv[0], args=argv[1:])
+            async with Client(params, read_timeout_seconds=TIMEOUT_SECONDS) as client:
+                yield client
+
+
+def allowed_servers(entries: tuple[str, ...]) -> dict[str, RemoteServer]:
+    servers = [RemoteServer.parse(e) for e in entries]
+    return {s.name: s for s in servers}
+
+
+async def check_remote_tool(server: RemoteServer, tool: str, spec: BrickSpec) -> None:
+    """The remote tool exists and takes the declared inputs; `InvalidInput` says what differs."""
+    try:
+        async with server.connect() as client:
+            listed = await client.list_tools()
+    except Exception as exc:  # any failure to reach it is the registration's problem to report
+        raise InvalidInput(f"cannot reach remote server '{server.name}': {type(exc).__name__}: {exc}", param="remote") from None
+    remote = next((t for t in listed.tools if t.name == tool), None)
+    if remote is None:
+        names = ", ".join(sorted(t.name for t in listed.tools))
+        raise InvalidInput(f"remote server '{server.name}' has no tool '{tool}' (it has: {names})", param="remote")
+    properties = set((remote.input_schema or {}).get("properties", {}))
+    required = set((remote.input_schema or {}).get("required", []))
+    declared = {p.name for p in spec.inputs}
+    if unknown := sorted(declared - properties):
+        raise InvalidInput(f"remote tool '{tool}' takes no input {', '.join(unknown)}", param="inputs")
+    if missing := sorted(required - declared):
+        raise InvalidInput(f"remote tool '{tool}' requires {', '.join(missing)}; declare them as inputs", param="inputs")
+
+
+@dataclass(frozen=True)
+class RemoteRunner:
+    server: RemoteServer
+    tool: str
+    spec: BrickSpec
+    kind: str = "remote"
+    uses: frozenset[str] = frozenset()
+
+    def unavailable_reason(self, registry: Registry) -> str | None:
+        return None  # reachability is only known by calling
+
+    async def __call__(
+        self, registry: Registry, args: dict[str, Any], on_progress: ProgressCallback | None
+    ) -> dict[str, Any]:
+        wire = await anyio.to_thread.run_sync(self._wire_arguments, registry, args)
+        async with self.server.connect() as client:
+            result = await client.call_tool(self.tool, wire, progress_callback=on_progress)
+            if result.is_error:
+                text = " ".join(c.text for c in result.content if isinstance(c, TextContent))
+                raise BrickFailed(self.spec.name, f"remote tool '{self.server.name}/{self.tool}': {text or 'failed'}")
+            return await self._outputs(client, result, registry.settings.max_pixels)
+
+    def _wire_arguments(self, registry: Registry, args: Mapping[str, Any]) -> dict[str, Any]:
+        wire = {}
+        for p in self.spec.inputs:
+            if p.name not in args:
+                continue
+            value = args[p.name]
+            if p.type in IMAGE_TYPES:
+                try:
+                    array = load_reference(value, store=registry.store, settings=registry.settings)
+                except InvalidInput as exc:
+                    raise exc.located(param=p.name) from None
+                value = "data:image/png;base64," + base64.b64encode(encode_png(array)).decode()
+            wire[p.name] = value
+        return wire
+
+    async def _outputs(self, client: Client, result: CallToolResult, max_pixels: int) -> dict[str, Any]:
+        structured = result.structured_content or {}
+        unclaimed = [c for c in result.content if isinstance(c, ResourceLink)] or [
+            c for c in result.content if isinstance(c, ImageContent)
+        ]
+        outputs: dict[str, Any] = {}
+        for out in self.spec.outputs:
+            value = structured.get(out.name)
+            if out.type not in IMAGE_TYPES:
+                outputs[out.name] = value
+                continue
+            if isinstance(value, Mapping) and isinstance(value.get("uri"), str):
+                data = await _read(client, value["uri"])
+            elif isinstance(value, str) and value.startswith("data:"):
+                data = base64.b64decode(value.partition(",")[2])
+            elif unclaimed:
+                block = unclaimed.pop(0)
+                data = await _read(client, str(block.uri)) if isinstance(block, ResourceLink) else base64.b64decode(block.data)
+            else:
+                outputs[out.name] = None  # the registry reports a missing required output
+                continue
+            array = await anyio.to_thread.run_sync(lambda d=data: decode(d, max_pixels=max_pixels))
+            outputs[out.name] = as_mask(array) if out.type == "Mask" else as_image(array)
+        return outputs
+
+
+async def _read(client: Client, uri: str) -> bytes:
+    contents = (await client.read_resource(uri)).contents
+    blob = next((c for c in contents if isinstance(c, BlobResourceContents)), None)
+    if blob is None:
+        raise BrickFailed("remote", f"resource {uri} holds no image")
+    return base64.b64decode(blob.blob)
