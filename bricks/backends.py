@@ -13,6 +13,7 @@ import glob
 import importlib.util
 import platform
 import sys
+from pathlib import Path
 
 from .spec import BrickSpec
 
@@ -32,18 +33,27 @@ def accelerator() -> str | None:
     return None
 
 
-@functools.cache
-def _installed(module: str) -> bool:
+_found: set[str] = set()  # only successes are remembered: a plugin may be installed later
+
+
+def _installed(module: str, module_dir: Path | None) -> bool:
+    if module in _found or module_dir is not None and (module_dir / f"{module}.py").is_file():
+        return True
     try:
-        return importlib.util.find_spec(module) is not None
+        found = importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:  # a missing parent package
         return False
+    if found:
+        _found.add(module)
+    return found
 
 
-def unavailable_reason(spec: BrickSpec, backend: str, preference: str, model_config) -> str | None:
-    """None when `spec`'s `backend` can run here, else why not."""
+def unavailable_reason(
+    spec: BrickSpec, backend: str, preference: str, model_config, module_dir: Path | None = None
+) -> str | None:
+    """None when `spec`'s `backend` can run here, else why not. `module_dir`: see `Brick`."""
     module = spec.backends[backend].partition(":")[0]
-    if not _installed(module):
+    if not _installed(module, module_dir):
         return f"its implementation '{module}' is not installed"
     if backend == "cpu":
         return None

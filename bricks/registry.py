@@ -205,7 +205,9 @@ class Registry:
             return (brick.runner.kind, "") if why is None else (None, why)
         reasons = []
         for backend in brick.spec.backends:
-            reason = backends.unavailable_reason(brick.spec, backend, self.settings.backend, self.model_config)
+            reason = backends.unavailable_reason(
+                brick.spec, backend, self.settings.backend, self.model_config, brick.module_dir
+            )
             if reason is None:
                 return backend, ""
             reasons.append(f"{backend}: {reason}")

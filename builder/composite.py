@@ -70,42 +70,44 @@ def composite(
     inputs: Sequence[Param],
     pipeline: Sequence[Mapping[str, Any]],
     outputs: Mapping[str, str],
+    kind: str = "edit",
     **spec_fields: Any,
 ) -> tuple[BrickSpec, CompositeRunner]:
     """Check a composite against the registry; its spec and runner, or `InvalidInput` saying why."""
     if not outputs:
-        raise InvalidInput("name at least one output, e.g. {\"image\": \"step2[image]\"}", param="outputs")
+        raise InvalidInput("name at least one output, e.g. {\"image\": \"step2[image]\"}", param="composite.outputs")
     for step in pipeline:
         if isinstance(step, Mapping) and step.get("model") in (name, builder_id):
-            raise InvalidInput(f"step {step.get('step')} uses the composite itself: cycles are not allowed", param="pipeline")
+            raise InvalidInput(f"step {step.get('step')} uses the composite itself: cycles are not allowed", param="composite.pipeline")
     refs = {}
     for key, text in outputs.items():
         ref = Ref.parse(text) if isinstance(text, str) else None
         if ref is None or ref.step is None:
-            raise InvalidInput(f"output '{key}' must name a step output like 'step2[image]', got {text!r}", param="outputs")
+            raise InvalidInput(f"output '{key}' must name a step output like 'step2[image]', got {text!r}", param="composite.outputs")
         refs[key] = ref
-    images = [str(r) for r in refs.values()]
-    workflow = parse_workflow({"process": description, "pipeline": [*pipeline, {"result": images}]})
     try:
+        workflow = parse_workflow({"process": description, "pipeline": [*pipeline, {"result": [str(r) for r in refs.values()]}]})
         validate_workflow(workflow, registry, {p.name: p.type for p in inputs}, check_available=False)
     except WorkflowInvalid as exc:
-        # a non-image output is fine for a composite; only the workflow's result must be images
+        # a non-image output is fine for a composite; only a workflow's result must be images
         issues = [i for i in exc.issues if i.input != "result" or "lists images or masks only" not in i.reason]
         if issues:
-            raise WorkflowInvalid(issues, exc.warnings) from None
+            invalid = WorkflowInvalid(issues, exc.warnings)
+            invalid.param = "composite.pipeline"
+            raise invalid from None
     if not any(_output(registry, workflow, r).type in IMAGE_TYPES for r in refs.values()):
-        raise InvalidInput("a composite returns at least one image or mask", param="outputs")
+        raise InvalidInput("a composite returns at least one image or mask", param="composite.outputs")
     uses = frozenset(registry.get(step.brick).name for step in workflow.steps)
     depth = 1 + max((_depth(registry, u, {name}) for u in uses), default=0)
     if depth > MAX_DEPTH:
-        raise InvalidInput(f"composites nest {depth} levels deep here; at most {MAX_DEPTH} are allowed", param="pipeline")
+        raise InvalidInput(f"composites nest {depth} levels deep here; at most {MAX_DEPTH} are allowed", param="composite.pipeline")
     declared = []
     for key, ref in refs.items():
         out = _output(registry, workflow, ref)
         declared.append(Output(name=key, type=out.type, description=out.description))
     spec = parse_spec(
         {"name": name, "builder_id": builder_id, "description": description, "inputs": tuple(inputs),
-         "outputs": tuple(declared), "same_size": False, **spec_fields},
+         "outputs": tuple(declared), "same_size": False, "kind": kind, **spec_fields},
         f"composite '{name}'",
     )
     runner = CompositeRunner(name, workflow, tuple(inputs), refs, uses)
@@ -120,7 +122,7 @@ def _output(registry: Registry, workflow: Workflow, ref: Ref) -> Output:
 def _depth(registry: Registry, name: str, path: set[str]) -> int:
     """How many composite levels `name` runs through; a cycle is an error."""
     if name in path:
-        raise InvalidInput(f"'{name}' would call itself through other composites: cycles are not allowed", param="pipeline")
+        raise InvalidInput(f"'{name}' would call itself through other composites: cycles are not allowed", param="composite.pipeline")
     runner = registry.get(name).runner
     if not isinstance(runner, CompositeRunner):
         return 0

@@ -1,8 +1,10 @@
 """Telling connected clients that the tool list changed, and watching the brick sources.
 
 The two protocol generations are told differently:
-- handshake era: `notifications/tools/list_changed` on each session. The SDK keeps no list of
-  sessions, so a middleware notes each one when its `notifications/initialized` arrives;
+- handshake era: `notifications/tools/list_changed` on each connection. The SDK keeps no list
+  of connections, so a middleware notes each one (weakly) when its `notifications/initialized`
+  arrives. The middleware sees a per-request session proxy; the connection behind it is the
+  private `_connection` in SDK 2.3, and a test checks that notices still arrive;
 - 2026-07-28: a `ToolsListChanged` event on the subscription bus, which reaches clients that
   hold a `subscriptions/listen` stream (others see the change on their next `tools/list`).
 """
@@ -25,21 +27,20 @@ log = logging.getLogger(__name__)
 class ToolListNotifier:
     def __init__(self) -> None:
         self.bus = InMemorySubscriptionBus()
-        self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._connections: weakref.WeakSet[Any] = weakref.WeakSet()  # gone with their clients
 
     async def middleware(self, ctx: Any, call_next: Any) -> Any:
         result = await call_next(ctx)
-        if ctx.method == "notifications/initialized" and ctx.session is not None:
-            self._sessions.add(ctx.session)
+        if ctx.method == "notifications/initialized":
+            connection = getattr(ctx.session, "_connection", None)
+            if connection is not None:
+                self._connections.add(connection)
         return result
 
     async def tools_changed(self) -> None:
         await self.bus.publish(ToolsListChanged())
-        for session in list(self._sessions):
-            try:
-                await session.send_tool_list_changed()
-            except Exception:  # a closed connection: forget it
-                self._sessions.discard(session)
+        for connection in list(self._connections):
+            await connection.send_tool_list_changed()  # best effort: never raises
 
 
 async def watch_sources(registry: Registry, notifier: ToolListNotifier, interval: float) -> None:

@@ -1,0 +1,208 @@
+"""Tools added while a client stays connected: by schema file, by plugin entry point and by
+register_tool; each is announced, listed, callable and usable in workflows at once."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import anyio
+import numpy as np
+import pytest
+from mcp import Client
+
+from bricks import Registry
+from server.app import LegoEditServer
+from tests.conftest import photo
+from tests.server.conftest import MODES, watching
+
+pytestmark = pytest.mark.anyio
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+WATCH = 0.05
+
+
+def color_pop() -> dict:
+    return json.loads((EXAMPLES / "composite" / "color_pop.json").read_text())
+
+
+def pixels(server: LegoEditServer, result) -> np.ndarray:
+    assert not result.is_error, result.content
+    return server.registry.store.get(server.registry.store.parse_uri(result.structured_content["image"]["uri"]))
+
+
+async def names(client: Client) -> set[str]:
+    return {t.name for t in (await client.list_tools()).tools}
+
+
+async def prompt_text(client: Client) -> str:
+    return (await client.read_resource("lego://builder/prompt")).contents[0].text
+
+
+async def run_one_step(client: Client, model: str, image: Path, **literals) -> dict:
+    workflow = {"process": "try it", "pipeline": [
+        {"step": 1, "model": model, "input": {"image": "init[image]", **literals}, "output": {"image": "step1[image]"}},
+        {"result": "[step1[image]]"}]}  # fmt: skip
+    result = await client.call_tool("run_workflow", {"workflow": workflow, "image": str(image)})
+    assert not result.is_error, result.content
+    return result.structured_content
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_schema_file_dropped_into_a_watched_dir_goes_live(settings, photo_file, mode):
+    plugins = settings.allowed_roots[0] / "plugins"
+    plugins.mkdir()
+    server = LegoEditServer(Registry.from_settings(settings.with_(schema_dirs=(plugins,), watch_interval=WATCH)))
+    async with watching(server, mode) as (client, changes):
+        assert "vignette" not in await names(client)
+        shutil.copy(EXAMPLES / "schemas" / "vignette.py", plugins)
+        shutil.copy(EXAMPLES / "schemas" / "vignette.json", plugins)
+        await changes.wait()
+        tool = next(t for t in (await client.list_tools()).tools if t.name == "vignette")
+        assert tool.input_schema["properties"]["strength"]["maximum"] == 1.0
+        out = pixels(server, await client.call_tool("vignette", {"image": str(photo_file), "strength": 0.9}))
+        before = photo("chelsea").astype(float)
+        h, w = before.shape[:2]
+        assert out[:20, :20].mean() < 0.5 * before[:20, :20].mean()  # corners darkened
+        np.testing.assert_allclose(out[h // 2 - 10 : h // 2 + 10, w // 2 - 10 : w // 2 + 10], before[h // 2 - 10 : h // 2 + 10, w // 2 - 10 : w // 2 + 10], atol=1)
+        await run_one_step(client, "VIGNETTE", photo_file, strength=0.5)
+        text = await prompt_text(client)
+        assert "VIGNETTE (Darken the image towards its corners" in text and "Use for 'vignette'" in text
+
+        (plugins / "broken.json").write_text("{not json")  # reported and ignored
+        await anyio.sleep(10 * WATCH)
+        assert "not valid JSON" in server.registry.sources.problems[str(plugins / "broken.json")]
+        assert "vignette" in await names(client)
+
+        (plugins / "vignette.json").unlink()
+        await changes.wait()
+        assert "vignette" not in await names(client)
+        assert "VIGNETTE" not in await prompt_text(client)
+        gone = await client.call_tool("vignette", {"image": str(photo_file)})
+        assert gone.is_error and "Unknown tool" in gone.content[0].text
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_an_edited_module_is_picked_up(settings, photo_file, mode):
+    plugins = settings.allowed_roots[0] / "plugins"
+    shutil.copytree(EXAMPLES / "schemas", plugins)
+    server = LegoEditServer(Registry.from_settings(settings.with_(schema_dirs=(plugins,), watch_interval=WATCH)))
+    async with watching(server, mode) as (client, changes):
+        first = pixels(server, await client.call_tool("vignette", {"image": str(photo_file)}))
+        code = (plugins / "vignette.py").read_text().replace("out[..., :3] *= gain[..., None]", "out[..., :3] *= 0")
+        (plugins / "vignette.py").write_text(code)
+        await changes.wait()
+        second = pixels(server, await client.call_tool("vignette", {"image": str(photo_file)}))
+        assert first.mean() > 50 and second.max() == 0
+
+
+def install_plugin(site: Path) -> None:
+    """What `pip install examples/plugin` leaves in site-packages: the package and its dist-info."""
+    shutil.copytree(EXAMPLES / "plugin" / "lego_posterize", site / "lego_posterize")
+    info = site / "lego_posterize-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lego-posterize\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[lego_edit.bricks]\nposterize = lego_posterize\n")
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_plugin_installed_while_serving_goes_live(settings, photo_file, mode, monkeypatch, tmp_path):
+    server = LegoEditServer(Registry.from_settings(settings.with_(watch_interval=WATCH)))
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, "lego_posterize", raising=False)
+    async with watching(server, mode) as (client, changes):
+        assert "posterize" not in await names(client)
+        install_plugin(site)
+        await changes.wait()
+        assert "posterize" in await names(client)
+        out = pixels(server, await client.call_tool("posterize", {"image": str(photo_file), "levels": 2}))
+        assert set(np.unique(out)) <= {64, 192}
+        await run_one_step(client, "POSTERIZE", photo_file, levels=3)
+        assert "POSTERIZE (Reduce every colour channel" in await prompt_text(client)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_registered_composite_is_live_and_survives_a_restart(settings, photo_file, mode):
+    server = LegoEditServer(Registry.from_settings(settings))
+    async with watching(server, mode) as (client, changes):
+        registered = await client.call_tool("register_tool", {"definition": color_pop()})
+        assert not registered.is_error, registered.content
+        assert registered.structured_content["runs"] == "composite"
+        await changes.wait()
+        tool = next(t for t in (await client.list_tools()).tools if t.name == "color_pop")
+        assert set(tool.output_schema["properties"]) == {"image", "subject"}
+        result = await client.call_tool("color_pop", {"image": str(photo_file)})
+        out, subject = pixels(server, result), result.structured_content["subject"]
+        assert subject["width"] == out.shape[1]
+        mask = server.registry.store.get(server.registry.store.parse_uri(subject["uri"])) > 0
+        grey = np.ptp(out.astype(int), axis=2)  # 0 where R = G = B
+        assert grey[~mask].mean() < 2 and grey[mask].mean() > 10
+        run = await run_one_step(client, "COLOR-POP", photo_file, saturation=-0.5)
+        assert run["timings"]["step1 color_pop"] > 0
+        assert "COLOR-POP (Keep the main subject in colour" in await prompt_text(client)
+
+    restarted = LegoEditServer(Registry.from_settings(settings))
+    async with Client(restarted, mode=mode) as client:
+        assert "color_pop" in await names(client)
+        pixels(restarted, await client.call_tool("color_pop", {"image": str(photo_file)}))
+        removed = await client.call_tool("unregister_tool", {"name": "COLOR-POP"})
+        assert removed.structured_content == {"removed": "color_pop"}
+        assert "color_pop" not in await names(client)
+    assert "color_pop" not in LegoEditServer(Registry.from_settings(settings)).registry
+
+
+def renamed(definition: dict, **changes) -> dict:
+    return {**definition, **changes}
+
+
+BAD_REGISTRATIONS = [
+    (renamed(color_pop(), name="adjust"), "'adjust' is already taken by tool 'adjust'"),
+    (renamed(color_pop(), builder_id="SOS"), "'SOS' is already taken by tool 'segment_salient'"),
+    (renamed(color_pop(), name="lego_edit"), "'lego_edit' is already taken by the server's own tool"),
+    (renamed(color_pop(), composite={"pipeline": [
+        {"step": 1, "model": "COLOR-POP", "input": {"image": "init[image]"}, "output": {"image": "step1[image]"}}],
+        "outputs": {"image": "step1[image]"}}), "uses the composite itself"),  # fmt: skip
+    (renamed(color_pop(), composite={**color_pop()["composite"], "outputs": {"image": "step9[image]"}}),
+     "step9[image] refers to step 9"),
+    (renamed(color_pop(), composite={**color_pop()["composite"], "outputs": {"image": "init[image]"}}),
+     "must name a step output"),
+    (renamed(color_pop(), remote={"server": "elsewhere", "tool": "x"}), "give exactly one of"),
+    ({k: v for k, v in color_pop().items() if k != "composite"} | {"remote": {"server": "elsewhere", "tool": "x"},
+     "outputs": [{"name": "image", "type": "Image", "description": "x"}]}, "remote server 'elsewhere' is not allowed"),
+    (renamed(color_pop(), inputs=[{"name": "image", "type": "Picture", "description": "x"}]), "parameter `inputs.0.type`"),
+    (renamed(color_pop(), colour="red"), "parameter `colour`: Extra inputs are not permitted"),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_bad_registrations_are_clear_errors_and_the_server_keeps_serving(settings, photo_file, mode):
+    server = LegoEditServer(Registry.from_settings(settings))
+    async with Client(server, mode=mode) as client:
+        before = await names(client)
+        for definition, message in BAD_REGISTRATIONS:
+            result = await client.call_tool("register_tool", {"definition": definition})
+            assert result.is_error and message in result.content[0].text, (message, result.content[0].text)
+        assert await names(client) == before
+
+        assert not (await client.call_tool("register_tool", {"definition": color_pop()})).is_error
+        layered = renamed(color_pop(), name="double_pop", builder_id="DOUBLE-POP", composite={
+            "pipeline": [{"step": 1, "model": "COLOR-POP", "input": {"image": "init[image]"}, "output": {"image": "step1[image]"}}],
+            "outputs": {"image": "step1[image]"}})  # fmt: skip
+        assert not (await client.call_tool("register_tool", {"definition": layered})).is_error
+        used = await client.call_tool("unregister_tool", {"name": "color_pop"})
+        assert used.is_error and "used by composite double_pop; unregister that first" in used.content[0].text
+        builtin = await client.call_tool("unregister_tool", {"name": "adjust"})
+        assert builtin.is_error and "only tools added with register_tool" in builtin.content[0].text
+        unknown = await client.call_tool("unregister_tool", {"name": "colour_pop"})
+        assert unknown.is_error and "did you mean 'color_pop'" in unknown.content[0].text
+        pixels(server, await client.call_tool("double_pop", {"image": str(photo_file)}))
+
+
+async def test_the_register_tool_schema_describes_a_definition(server):
+    async with Client(server) as client:
+        tool = next(t for t in (await client.list_tools()).tools if t.name == "register_tool")
+    definition = tool.input_schema["properties"]["definition"]
+    assert {"name", "builder_id", "inputs", "composite", "remote"} <= set(definition["properties"])
+    assert "Param" in tool.input_schema["$defs"]
