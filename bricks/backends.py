@@ -59,10 +59,11 @@ def unavailable_reason(
         return None
     if preference == "cpu":
         return "the CPU backend is forced (backend=cpu)"
+    models = model_config.required(spec.models)
     if model_config.runtime.device == "cpu":
-        missing = [k for k in spec.models if not model_config.configured((k,))]
+        missing = [k for k in models if not model_config.configured((k,))]
         return f"device is cpu and these models are not configured: {', '.join(missing)}" if missing else None
     if accelerator() is None:
         return "no GPU (CUDA or MPS) is visible; to run it on the CPU set device = \"cpu\" and configure its models"
-    unset = [k for k in spec.models if not (k in model_config.models and model_config.models[k].id)]
+    unset = [k for k in models if not (k in model_config.models and model_config.models[k].id)]
     return f"no model is set for: {', '.join(unset)}" if unset else None

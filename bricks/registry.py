@@ -10,9 +10,9 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.resources
+import importlib.util
 import inspect
 import logging
-import importlib.util
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path

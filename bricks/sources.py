@@ -64,14 +64,24 @@ class _Tracked:
         self, registry: Registry, wanted: dict[str, BrickSpec], failed: dict[str, str], *,
         module_dir: Path | None = None, new_code: bool = False, strict: bool = False,
     ) -> Changes:
-        """Make the registry hold exactly `wanted` (key -> spec) from this source."""
+        """Make the registry hold exactly `wanted` (key -> spec) from this source.
+
+        Unchanged bricks stay registered throughout; a changed one is removed and added again.
+        """
         changes = Changes(problems=dict(failed))
-        before = {}
+        kept: dict[str, str] = {}
+        before: dict[str, BrickSpec] = {}
         for key, name in self.bricks.items():
-            if name in registry:
+            if name not in registry:
+                continue
+            if not new_code and wanted.get(key) == registry.get(name).spec:
+                kept[key] = name
+            else:
                 before[name] = registry.remove(name).spec
-        self.bricks = {}
+        self.bricks = kept
         for key, spec in wanted.items():
+            if key in kept:
+                continue
             try:
                 registry.add(spec, source=key, module_dir=module_dir)
             except SchemaError as exc:
@@ -80,11 +90,7 @@ class _Tracked:
                 changes.problems[key] = exc.reason
                 continue
             self.bricks[key] = spec.name
-            old = before.pop(spec.name, None)
-            if old is None:
-                changes.added.append(spec.name)
-            elif old != spec or new_code:
-                changes.changed.append(spec.name)
+            (changes.changed if before.pop(spec.name, None) else changes.added).append(spec.name)
         changes.removed += list(before)
         for key, reason in changes.problems.items():
             if self.problems.get(key) != reason:

@@ -16,6 +16,12 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(autouse=True)
+def _own_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tools a developer registered in ~/.local/state never leak into tests (subprocesses included)."""
+    monkeypatch.setenv("LEGO_EDIT_STATE_DIR", str(tmp_path / "state"))
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(allowed_roots=(tmp_path,), cache_dir=tmp_path / "cache", state_dir=tmp_path / "state", backend="cpu")

@@ -17,6 +17,8 @@ from typing import Any
 from ..errors import SchemaError
 
 ENV_PREFIX = "LEGO_EDIT_MODEL_"
+RES_MODELS = {"grounded_sam": ("grounding", "sam"), "clipseg": ("clipseg",)}
+"""What the schema's model key `res` stands for, by `runtime.res_model`."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,10 @@ class ModelConfig:
         if key not in self.models:
             raise KeyError(f"no model '{key}' in the configuration")
         return self.models[key]
+
+    def required(self, keys: tuple[str, ...]) -> tuple[str, ...]:
+        """A schema's model keys as entries: `res` becomes the chosen text-segmentation models."""
+        return tuple(k for key in keys for k in (RES_MODELS.get(self.runtime.res_model, ()) if key == "res" else (key,)))
 
     def configured(self, keys: list[str] | tuple[str, ...]) -> bool:
         return all(k in self.models and self.models[k].configured and self.models[k].id for k in keys)

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -24,6 +25,25 @@ def test_tools_json_lists_every_cpu_brick_with_its_paper_id(capsys, settings):
             assert row["available"], row
         else:  # GPU-only bricks: listed, unavailable here, with the reason
             assert not row["available"] and row["reason"].startswith("gpu: "), row
+
+
+def test_tools_registered_earlier_are_listed_and_callable(capsys, settings, monkeypatch):
+    definition = json.loads((Path(__file__).parents[2] / "examples" / "composite" / "color_pop.json").read_text())
+    saved = settings.state_dir / "tools"
+    saved.mkdir(parents=True)
+    (saved / "color_pop.json").write_text(json.dumps(definition))
+    (saved / "broken.json").write_text(json.dumps({**definition, "name": "broken", "builder_id": "BROKEN", "inputs": []}))
+    common = ["--cache-dir", str(settings.cache_dir), "--state-dir", str(settings.state_dir)]
+    assert main(["tools", "--json", *common]) == 0
+    out, err = capsys.readouterr()
+    row = next(r for r in json.loads(out) if r["name"] == "color_pop")
+    assert row["available"] and row["backend"] == "composite" and "register_tool" in row["source"]
+    assert "not loaded:" in err and "broken.json" in err and "init[image] was not given" in err
+    monkeypatch.chdir(settings.allowed_roots[0])
+    Image.fromarray(photo("coffee")).save("coffee.png")
+    assert main(["call", "COLOR-POP", "image=coffee.png", "saturation=-1", *common]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"image", "subject"}
 
 
 def test_call_runs_a_brick_and_saves_the_output(capsys, settings, monkeypatch):

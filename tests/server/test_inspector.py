@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-
 from server.app import SERVER_TOOLS
 
 pytestmark = pytest.mark.slow

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -70,3 +72,22 @@ def test_mask_seg_stays_in_the_rough_box(gpu, cat):
     inside = np.zeros(cat.shape[:2], bool)
     inside[20:70, 30:90] = True
     assert out["mask"].any() and not out["mask"][~inside].any()
+
+
+@pytest.mark.parametrize("res_model, configured, missing", [
+    ("clipseg", ["clipseg"], None),
+    ("grounded_sam", ["clipseg"], "grounding, sam"),
+    ("grounded_sam", ["grounding", "sam"], None),
+    ("clipseg", ["grounding", "sam"], "clipseg"),
+])  # fmt: skip
+def test_res_needs_only_the_models_of_its_chosen_option(tmp_path, res_model, configured, missing):
+    from bricks.backends import unavailable_reason
+    from bricks.gpu.config import ModelConfig
+    from bricks.spec import load_spec
+
+    models = "".join(f'[models.{k}]\nid = "{tmp_path / k}"\n' for k in configured)
+    (tmp_path / "models.toml").write_text(f'[runtime]\ndevice = "cpu"\nres_model = "{res_model}"\n{models}')
+    config = ModelConfig.load(tmp_path / "models.toml", env={})
+    spec = load_spec(Path(segment.__file__).parents[2] / "schemas" / "segment_by_text.json")
+    reason = unavailable_reason(spec, "gpu", "auto", config)
+    assert reason is None if missing is None else reason.endswith(f"not configured: {missing}")
