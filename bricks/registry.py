@@ -13,6 +13,7 @@ import importlib.resources
 import importlib.util
 import inspect
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,8 +117,9 @@ class Registry:
             settings.builder_model, settings.builder_subfolder
         )
         configure_models(self.model_config)
-        # Replaced, never mutated, so readers on other threads (the schema watcher runs in one)
-        # always see a whole mapping.
+        # Replaced, never mutated, so readers always see a whole mapping; writers (the event
+        # loop and the schema watcher's thread) take the lock.
+        self._lock = threading.Lock()
         self._bricks: dict[str, Brick] = {}
         self._by_builder_id: dict[str, str] = {}
         self.sources = Sources(self)
@@ -154,10 +156,11 @@ class Registry:
 
     def add(self, spec: BrickSpec, *, source: str, runner: Runner | None = None, module_dir: Path | None = None) -> Brick:
         """Register a brick; a name or builder id already taken raises `SchemaError`."""
-        self.check_free(spec, source)
         brick = Brick(spec, source, runner, module_dir)
-        self._bricks = {**self._bricks, spec.name: brick}
-        self._by_builder_id = {**self._by_builder_id, spec.builder_id: spec.name}
+        with self._lock:
+            self.check_free(spec, source)
+            self._bricks = {**self._bricks, spec.name: brick}
+            self._by_builder_id = {**self._by_builder_id, spec.builder_id: spec.name}
         return brick
 
     def check_free(self, spec: BrickSpec, source: str) -> None:
@@ -169,9 +172,10 @@ class Registry:
                 raise SchemaError(source, f"'{key}' is already taken by {where}")
 
     def remove(self, name: str) -> Brick:
-        brick = self.get(name)
-        self._bricks = {k: v for k, v in self._bricks.items() if k != brick.name}
-        self._by_builder_id = {k: v for k, v in self._by_builder_id.items() if v != brick.name}
+        with self._lock:
+            brick = self.get(name)
+            self._bricks = {k: v for k, v in self._bricks.items() if k != brick.name}
+            self._by_builder_id = {k: v for k, v in self._by_builder_id.items() if v != brick.name}
         return brick
 
     def dependents(self, name: str) -> list[str]:

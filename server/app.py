@@ -22,7 +22,7 @@ from bricks.store import URI_PREFIX
 
 from . import __version__
 from .notify import ToolListNotifier, watch_sources
-from .registration_tools import advertised as registration_tools_schema
+from .registration_tools import with_definition_schema
 from .registrations import RuntimeTools
 from .results import error_result, tool_result
 
@@ -54,7 +54,7 @@ def mcp_tool(brick: Brick) -> Tool:
 
 
 class LegoEditServer(MCPServer[Any]):
-    def __init__(self, registry: Registry, runtime_tools: RuntimeTools | None = None):
+    def __init__(self, registry: Registry):
         self.notifier = ToolListNotifier()
         super().__init__(
             "lego-edit-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=_lifespan,
@@ -63,10 +63,8 @@ class LegoEditServer(MCPServer[Any]):
         self.middleware.append(self.notifier.middleware)
         self.registry = registry
         registry.reserved = {name: f"the server's own tool '{name}'" for name in SERVER_TOOLS}
-        if runtime_tools is None:
-            runtime_tools = RuntimeTools(registry, registry.settings.state_dir, registry.settings.remote_servers)
-            runtime_tools.restore()
-        self.runtime_tools = runtime_tools
+        self.runtime_tools = RuntimeTools(registry, registry.settings.state_dir, registry.settings.remote_servers)
+        self.runtime_tools.restore()
         self.resource(
             "lego://images/{image_id}",
             name="image",
@@ -80,7 +78,7 @@ class LegoEditServer(MCPServer[Any]):
         _advertise_list_changed(self)
 
     async def list_tools(self) -> list[Tool]:
-        own = [registration_tools_schema(t) for t in await super().list_tools()]
+        own = [with_definition_schema(t) for t in await super().list_tools()]
         return [*(mcp_tool(b) for b in self.registry.available()), *own]
 
     async def call_tool(

@@ -93,12 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _registry(args: argparse.Namespace):
-    """The registry with every source loaded, tools added by register_tool included."""
-    return _load(args)[0]
-
-
-def _load(args: argparse.Namespace):
+def _registry(args: argparse.Namespace, *, runtime_tools: bool = True):
+    """The registry with every source loaded; with `runtime_tools`, those added by register_tool too
+    (the server restores those itself)."""
     from bricks import Registry, Settings
 
     from .registrations import RuntimeTools
@@ -120,16 +117,18 @@ def _load(args: argparse.Namespace):
         **{k: getattr(args, k, None) for k in ("builder", "builder_model", "builder_subfolder", "builder_template", "openai_url", "openai_model")},
     )
     registry = Registry.from_settings(settings)
-    runtime = RuntimeTools(registry, settings.state_dir, settings.remote_servers)
-    for source, reason in {**registry.sources.problems, **runtime.restore()}.items():
+    problems = dict(registry.sources.problems)
+    if runtime_tools:
+        problems |= RuntimeTools(registry, settings.state_dir, settings.remote_servers).restore()
+    for source, reason in problems.items():
         print(f"lego-edit-mcp: not loaded: {source}: {reason}", file=sys.stderr)
-    return registry, runtime
+    return registry
 
 
 def _serve(args: argparse.Namespace) -> int:
     from .app import LegoEditServer
 
-    server = LegoEditServer(*_load(args))
+    server = LegoEditServer(_registry(args, runtime_tools=False))
     if args.transport == "stdio":
         server.run("stdio")
         return 0

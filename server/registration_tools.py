@@ -85,7 +85,7 @@ def _register_schema() -> dict[str, Any]:
     }
 
 
-def advertised(tool: types.Tool) -> types.Tool:
+def with_definition_schema(tool: types.Tool) -> types.Tool:
     """register_tool is advertised with the full schema of a definition; its body validates it."""
     if tool.name != "register_tool":
         return tool

@@ -28,6 +28,9 @@ from .remote import RemoteRunner, RemoteServer, allowed_servers, check_remote_to
 
 log = logging.getLogger(__name__)
 
+MAX_TOOLS = 256
+"""Tools register_tool keeps at most: a client cannot grow the catalogue (and the prompt) without end."""
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -93,6 +96,8 @@ class RuntimeTools:
     async def register(self, definition: ToolDefinition) -> Brick:
         if (definition.composite is None) == (definition.remote is None):
             raise InvalidInput("give exactly one of `composite` or `remote`", param="definition")
+        if len(self.names) >= MAX_TOOLS:
+            raise InvalidInput(f"{MAX_TOOLS} tools are registered already; unregister some first", param="definition")
         if definition.remote is not None:
             server = self._server(definition.remote.server)
             spec = self._remote_spec(definition)

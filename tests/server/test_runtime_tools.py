@@ -67,7 +67,10 @@ async def test_a_schema_file_dropped_into_a_watched_dir_goes_live(settings, phot
         np.testing.assert_allclose(out[h // 2 - 10 : h // 2 + 10, w // 2 - 10 : w // 2 + 10], before[h // 2 - 10 : h // 2 + 10, w // 2 - 10 : w // 2 + 10], atol=1)
         await run_one_step(client, "VIGNETTE", photo_file, strength=0.5)
         text = await prompt_text(client)
-        assert "VIGNETTE (Darken the image towards its corners" in text and "Use for 'vignette'" in text
+        entry = text[text.index(".VIGNETTE (Darken the image towards its corners") :]
+        lines = entry.splitlines()[1:4]
+        assert lines[:2] == ["Input: {Image[image], Float[strength]}", "Output: {Image[image]}"]
+        assert lines[2].startswith("Constraint: Use for 'vignette'")
 
         (plugins / "broken.json").write_text("{not json")  # reported and ignored
         await anyio.sleep(10 * WATCH)
