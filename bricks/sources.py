@@ -164,10 +164,8 @@ def _schema_files(target: Any) -> list[Path]:
     """The schema files an entry point names: a package's `*.json` files, or a directory's."""
     if isinstance(target, str | Path):
         directory = Path(target)
-    elif hasattr(target, "__path__") or hasattr(target, "__file__"):
+    elif hasattr(target, "__path__"):  # a package (a plain module's folder would be site-packages)
         directory = Path(str(importlib.resources.files(target.__name__)))
-        if not hasattr(target, "__path__"):
-            directory = directory.parent
     else:
         raise SchemaError(repr(target), "an entry point must name a package or a directory of schema files")
     if not directory.is_dir():
