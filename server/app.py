@@ -108,13 +108,14 @@ class LegoEditServer(MCPServer[Any]):
 
 @contextlib.asynccontextmanager
 async def _lifespan(server: LegoEditServer) -> AsyncIterator[None]:
-    """Watch the brick sources while serving; at shutdown, write the images still only in
-    memory to the cache, so their URIs outlive the process."""
+    """Watch the brick sources and hold the remote servers' connections while serving; at
+    shutdown, write the images still only in memory to the cache, so their URIs outlive the process."""
     interval = server.registry.settings.watch_interval
     try:
         async with anyio.create_task_group() as tg:
             if interval > 0:
                 tg.start_soon(watch_sources, server.registry, server.notifier, interval)
+            tg.start_soon(server.runtime_tools.pool.serve)
             yield
             tg.cancel_scope.cancel()
     finally:

@@ -24,7 +24,7 @@ from bricks.registry import Brick
 from bricks.spec import Annotations, Output, Param, parse_spec
 from builder.composite import composite
 
-from .remote import RemoteRunner, RemoteServer, allowed_servers, check_remote_tool
+from .remote import RemotePool, RemoteRunner, RemoteServer, allowed_servers, check_remote_tool
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,8 @@ class RuntimeTools:
         self.registry = registry
         self.directory = Path(state_dir) / "tools"
         self.remotes: dict[str, RemoteServer] = allowed_servers(remote_servers)
+        self.pool = RemotePool()
+        """Connections to the remote servers; the server's lifespan runs `pool.serve()`."""
         self.names: list[str] = []
 
     def restore(self) -> dict[str, str]:
@@ -101,7 +103,7 @@ class RuntimeTools:
         if definition.remote is not None:
             server = self._server(definition.remote.server)
             spec = self._remote_spec(definition)
-            await check_remote_tool(server, definition.remote.tool, spec)
+            await check_remote_tool(self.pool, server, definition.remote.tool, spec)
         brick = self._add(definition)
         self._save(definition)
         return brick
@@ -139,7 +141,7 @@ class RuntimeTools:
         else:
             assert definition.remote is not None
             spec = self._remote_spec(definition)
-            runner = RemoteRunner(self._server(definition.remote.server), definition.remote.tool, spec)
+            runner = RemoteRunner(self.pool, self._server(definition.remote.server), definition.remote.tool, spec)
         brick = self.registry.add(spec, source=source, runner=runner)
         self.names.append(brick.name)
         return brick

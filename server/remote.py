@@ -7,28 +7,37 @@ read from `LEGO_EDIT_REMOTE_TOKEN_<NAME>`.
 
 Images go to the remote as PNG data URIs. They come back from its structured content (a
 `{"uri": ...}` object, as lego-edit-mcp returns, or a data URI), else from its resource links
-or inline images in order. One connection is opened per call.
+or inline images in order.
+
+While the server runs, `RemotePool` keeps one connection per remote server open (a stdio
+server is started once, not per call) and reconnects once when a call finds it closed.
+Without a running pool (the CLI's `call`), each call opens its own connection.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 import os
 import shlex
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
+import anyio.abc
 import anyio.to_thread
-from mcp import Client, StdioServerParameters
-from mcp.types import BlobResourceContents, CallToolResult, ImageContent, ResourceLink, TextContent
+from mcp import Client, MCPError, StdioServerParameters
+from mcp.types import CONNECTION_CLOSED, BlobResourceContents, CallToolResult, ImageContent, ResourceLink, TextContent
 
 from bricks import BrickFailed, InvalidInput, Registry
 from bricks.context import ProgressCallback
 from bricks.images import as_image, as_mask, decode, encode_png
 from bricks.refs import load_reference
 from bricks.spec import IMAGE_TYPES, BrickSpec
+
+log = logging.getLogger(__name__)
 
 TIMEOUT_SECONDS = 600
 
@@ -64,16 +73,82 @@ class RemoteServer:
                 yield client
 
 
+class RemotePool:
+    """Long-lived connections, owned by the task running `serve()` (the server's lifespan)."""
+
+    def __init__(self) -> None:
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._clients: dict[str, tuple[Client, anyio.Event]] = {}
+        self._lock = anyio.Lock()
+
+    async def serve(self) -> None:
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                await anyio.sleep_forever()
+        finally:
+            self._tg = None
+            self._clients.clear()
+
+    @contextlib.asynccontextmanager
+    async def client(self, server: RemoteServer) -> AsyncIterator[Client]:
+        if self._tg is None:
+            async with server.connect() as client:
+                yield client
+            return
+        yield await self._held(server)
+
+    async def call(self, server: RemoteServer, work: Any) -> Any:
+        """`await work(client)` on the held connection; a connection found closed is reopened once."""
+        async with self.client(server) as client:
+            try:
+                return await work(client)
+            except MCPError as exc:
+                if exc.code != CONNECTION_CLOSED or self._tg is None:
+                    raise
+        self.drop(server)
+        async with self.client(server) as client:
+            return await work(client)
+
+    def drop(self, server: RemoteServer) -> None:
+        held = self._clients.pop(server.name, None)
+        if held is not None:
+            held[1].set()  # its holder task closes it
+
+    async def _held(self, server: RemoteServer) -> Client:
+        async with self._lock:
+            if server.name not in self._clients:
+                assert self._tg is not None
+                await self._tg.start(self._hold, server)
+            return self._clients[server.name][0]
+
+    async def _hold(self, server: RemoteServer, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        done = anyio.Event()
+        started = False
+        try:
+            async with server.connect() as client:
+                self._clients[server.name] = (client, done)
+                task_status.started()
+                started = True
+                await done.wait()
+        except Exception as exc:  # a failure to connect goes to the caller; a lost connection is logged
+            if not started:
+                raise
+            log.warning("connection to remote server '%s' ended: %s", server.name, exc)
+        finally:
+            if self._clients.get(server.name, (None, None))[1] is done:
+                del self._clients[server.name]
+
+
 def allowed_servers(entries: tuple[str, ...]) -> dict[str, RemoteServer]:
     servers = [RemoteServer.parse(e) for e in entries]
     return {s.name: s for s in servers}
 
 
-async def check_remote_tool(server: RemoteServer, tool: str, spec: BrickSpec) -> None:
+async def check_remote_tool(pool: RemotePool, server: RemoteServer, tool: str, spec: BrickSpec) -> None:
     """The remote tool exists and takes the declared inputs; `InvalidInput` says what differs."""
     try:
-        async with server.connect() as client:
-            listed = await client.list_tools()
+        listed = await pool.call(server, lambda client: client.list_tools())
     except Exception as exc:  # any failure to reach it is the registration's problem to report
         raise InvalidInput(f"cannot reach remote server '{server.name}': {type(exc).__name__}: {exc}", param="remote") from None
     remote = next((t for t in listed.tools if t.name == tool), None)
@@ -91,6 +166,7 @@ async def check_remote_tool(server: RemoteServer, tool: str, spec: BrickSpec) ->
 
 @dataclass(frozen=True)
 class RemoteRunner:
+    pool: RemotePool
     server: RemoteServer
     tool: str
     spec: BrickSpec
@@ -104,12 +180,15 @@ class RemoteRunner:
         self, registry: Registry, args: dict[str, Any], on_progress: ProgressCallback | None
     ) -> dict[str, Any]:
         wire = await anyio.to_thread.run_sync(self._wire_arguments, registry, args)
-        async with self.server.connect() as client:
+
+        async def work(client: Client) -> dict[str, Any]:
             result = await client.call_tool(self.tool, wire, progress_callback=on_progress)
             if result.is_error:
                 text = " ".join(c.text for c in result.content if isinstance(c, TextContent))
                 raise BrickFailed(self.spec.name, f"remote tool '{self.server.name}/{self.tool}': {text or 'failed'}")
             return await self._outputs(client, result, registry.settings.max_pixels)
+
+        return await self.pool.call(self.server, work)
 
     def _wire_arguments(self, registry: Registry, args: Mapping[str, Any]) -> dict[str, Any]:
         wire = {}

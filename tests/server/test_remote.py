@@ -69,3 +69,30 @@ async def test_an_unreachable_remote_is_a_clear_registration_error(settings):
         result = await client.call_tool("register_tool", {"definition": REMOTE_BRIGHT})
         assert result.is_error and "cannot reach remote server 'other'" in result.content[0].text
         assert "remote_brightness" not in {t.name for t in (await client.list_tools()).tools}
+
+
+async def test_one_connection_is_held_and_reopened_when_the_remote_dies(settings, photo_file, tmp_path):
+    """The stdio remote starts once for many calls; killed, it is started again on the next call."""
+    import os
+    import signal
+
+    import anyio
+
+    starts = tmp_path / "starts"
+    other = settings.with_(cache_dir=tmp_path / "other-cache", state_dir=tmp_path / "other-state")
+    command = f"echo $$ >> {shlex.quote(str(starts))}; exec {shlex.join([sys.executable, *server_args(other)])}"
+    target = shlex.join(["sh", "-c", command])
+    server = LegoEditServer(Registry.from_settings(settings.with_(remote_servers=(f"other={target}",))))
+    async with Client(server) as client:
+        assert not (await client.call_tool("register_tool", {"definition": REMOTE_BRIGHT})).is_error
+        for ratio in (0.2, 0.4, 0.6):
+            result = await client.call_tool("remote_brightness", {"image": str(photo_file), "ratio": ratio})
+            assert not result.is_error, result.content
+        pids = starts.read_text().split()
+        assert len(pids) == 1  # registration check and three calls: one process
+
+        os.kill(int(pids[0]), signal.SIGKILL)
+        await anyio.sleep(0.5)
+        again = await client.call_tool("remote_brightness", {"image": str(photo_file), "ratio": 0.3})
+        assert not again.is_error, again.content
+        assert len(starts.read_text().split()) == 2
