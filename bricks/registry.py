@@ -321,6 +321,8 @@ def _checked_args(brick: Brick, args: Mapping[str, Any] | None) -> dict[str, Any
     # null means "not given": the workflow format writes absent optional inputs as null
     args = {k: v for k, v in args.items() if v is not None}
     _validate(brick, args)
+    if problem := brick.spec.input_set_problem(set(args)):
+        raise InvalidInput(problem[1], param=problem[0])
     return args
 
 

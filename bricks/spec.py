@@ -70,12 +70,20 @@ def _check_default(p: Param) -> None:
 
 
 class Output(_Strict):
-    """One output of a brick. `optional` outputs may be absent from a result."""
+    """One output of a brick. `optional` outputs may be absent from a result; with `when_given`,
+    exactly when that (optional) input is not given."""
 
     name: str = Field(pattern=_NAME)
     type: Literal["Image", "Mask", "Str", "Float"]
     description: str = Field(min_length=1)
     optional: bool = False
+    when_given: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Output:
+        if self.when_given is not None and not self.optional:
+            raise ValueError(f"output '{self.name}': when_given needs optional: true")
+        return self
 
 
 class Annotations(_Strict):
@@ -103,6 +111,11 @@ class BrickSpec(_Strict):
     backends: dict[Literal["gpu", "cpu"], str] = Field(
         default_factory=dict, description="backend -> 'module:attribute'; empty only for composite and remote tools"
     )
+    input_sets: tuple[tuple[str, ...], ...] = Field(
+        (),
+        description="ways to call the brick: the optional inputs named here must be given as exactly one of "
+        "these sets (e.g. two masks or two images); inputs named in no set are free",
+    )
     models: tuple[str, ...] = Field((), description="keys of the model configuration the gpu backend loads")
     annotations: Annotations | None = None
 
@@ -112,6 +125,16 @@ class BrickSpec(_Strict):
             names = [i.name for i in items]
             if len(set(names)) != len(names):
                 raise ValueError(f"duplicate {what} names in {names}")
+        for out in self.outputs:
+            if out.when_given is not None and (self.input(out.when_given) is None or self.input(out.when_given).required):
+                raise ValueError(f"output '{out.name}': when_given '{out.when_given}' is not an optional input")
+        for group in self.input_sets:
+            for name in group:
+                param = self.input(name)
+                if param is None or param.required:
+                    raise ValueError(f"input_sets: '{name}' is not an optional input")
+        if len(set(map(frozenset, self.input_sets))) != len(self.input_sets) or len(self.input_sets) == 1:
+            raise ValueError("input_sets: give two or more different sets")
         for backend, target in self.backends.items():
             module, _, attr = target.partition(":")
             if not module or not attr:
@@ -120,6 +143,25 @@ class BrickSpec(_Strict):
 
     def input(self, name: str) -> Param | None:
         return next((p for p in self.inputs if p.name == name), None)
+
+    def input_set_problem(self, given: set[str]) -> tuple[str, str] | None:
+        """(the input to name, why) when the given inputs match none of `input_sets`, else None."""
+        if not self.input_sets:
+            return None
+        named = [p.name for p in self.inputs if any(p.name in group for group in self.input_sets)]
+        chosen = {n for n in named if n in given}
+        if any(chosen == set(group) for group in self.input_sets):
+            return None
+        got = "(" + ", ".join(n for n in named if n in chosen) + ")" if chosen else "none"
+        # the closest set names the culprit; a set the given inputs only fall short of wins ties
+        near = min(self.input_sets, key=lambda g: (len(chosen ^ set(g)), not chosen <= set(g)))
+        culprit = next(n for n in named if n in chosen ^ set(near))
+        return culprit, f"give exactly one of these sets of inputs: {self.input_sets_text()}; got {got}"
+
+    def input_sets_text(self) -> str:
+        """'(mask1, mask2) or (image1, image2)'; an empty set reads 'or none of them', last."""
+        ways = [f"({', '.join(g)})" for g in self.input_sets if g]
+        return " or ".join(ways) + (" or none of them" if () in self.input_sets else "")
 
 
 def parse_spec(data: Any, source: str) -> BrickSpec:

@@ -143,25 +143,57 @@ class WorkflowGrammar:
         """`"RES", "input": {...}, "output": {...}}`: the rest of a step element for one brick."""
         if need_image and not any(o.type in IMAGE_TYPES for o in spec.outputs):
             return None
-        inputs = []
-        for param in spec.inputs:
-            options = self._options(lark, param, values)
-            if not param.required:
-                options.append(lark.piece("null"))
-            if not options:
-                return None  # a required input nothing here can feed
-            inputs.append((param.name, _alt(options)))
-        outputs = []
-        for out in spec.outputs:
-            ref = lark.piece(json.dumps(f"step{number}[{out.name}]"))
-            forced = need_image and out.type in IMAGE_TYPES
-            outputs.append((out.name, ref if forced else _alt([ref, lark.piece("null")])))
+        ways = []  # one per input set: its inputs, and the outputs those inputs produce
+        for group in spec.input_sets or (None,):
+            inputs = self._inputs(lark, spec, values, group)
+            outputs = self._outputs(lark, spec, number, group, need_image)
+            if inputs is not None and outputs is not None:
+                ways.append(_seq(_object(lark, inputs), lark.piece(","), lark.piece('"output"'), lark.piece(":"), _object(lark, outputs)))
+        if not ways:
+            return None  # a required input (or every input set) nothing here can feed
         body = _seq(
-            lark.piece(json.dumps(spec.builder_id)), lark.piece(","),
-            lark.piece('"input"'), lark.piece(":"), _object(lark, inputs), lark.piece(","),
-            lark.piece('"output"'), lark.piece(":"), _object(lark, outputs), lark.piece("}"),
+            lark.piece(json.dumps(spec.builder_id)), lark.piece(","), lark.piece('"input"'), lark.piece(":"),
+            _alt(ways), lark.piece("}"),
         )
         return lark.rule(f"brick_{spec.builder_id.lower().replace('-', '_')}", body[0]), body[1]
+
+    def _inputs(
+        self, lark: _Lark, spec: BrickSpec, values: list[_Value], group: tuple[str, ...] | None
+    ) -> list[tuple[str, Piece]] | None:
+        """The input members for one of the spec's input sets (`group`), or None if it cannot be fed.
+
+        Inputs of the chosen set must be given, those of the other sets must be null."""
+        in_sets = {n for g in spec.input_sets for n in g}
+        members = []
+        for param in spec.inputs:
+            if group is not None and param.name in in_sets and param.name not in group:
+                options = [lark.piece("null")]
+            else:
+                options = self._options(lark, param, values)
+                if not param.required and not (group is not None and param.name in group):
+                    options.append(lark.piece("null"))
+            if not options:
+                return None
+            members.append((param.name, _alt(options)))
+        return members
+
+    def _outputs(
+        self, lark: _Lark, spec: BrickSpec, number: int, group: tuple[str, ...] | None, need_image: bool
+    ) -> list[tuple[str, Piece]] | None:
+        """The output members when the inputs of `group` are given; None if no image can come out
+        where one is needed."""
+        in_sets = {n for g in spec.input_sets for n in g}
+        members, image = [], False
+        for out in spec.outputs:
+            null = lark.piece("null")
+            if group is not None and out.when_given in in_sets and out.when_given not in group:
+                members.append((out.name, null))  # its input is null in this way of calling
+                continue
+            ref = lark.piece(json.dumps(f"step{number}[{out.name}]"))
+            forced = need_image and out.type in IMAGE_TYPES
+            image |= forced
+            members.append((out.name, ref if forced else _alt([ref, null])))
+        return None if need_image and not image else members
 
     def _options(self, lark: _Lark, param: Param, values: list[_Value]) -> list[Piece]:
         options = [lark.piece(json.dumps(v.ref)) for v in values if compatible(v.type, param.type)]

@@ -55,6 +55,11 @@ def brick_text(spec: BrickSpec, number: int) -> str:
     outputs = ", ".join(f"{o.type}[{o.name}]" for o in spec.outputs)
     lines = [f"{number}.{spec.builder_id} ({spec.description})", f"Input: {{{inputs}}}", f"Output: {{{outputs}}}"]
     constraints = [spec.constraint or ""]
+    if spec.input_sets:
+        constraints.append(f"Give exactly one of these sets of inputs, the others null: {spec.input_sets_text()}.")
+    produced = [f"{o.name} only when {o.when_given} is given" for o in spec.outputs if o.when_given]
+    if produced:
+        constraints.append(f"Outputs: {'; '.join(produced)}.")
     for p in spec.inputs:
         bits = []
         if not p.required:

@@ -4,8 +4,8 @@ Two uses: the MCP resource `lego://workflow/schema` (`inits=None`: the general f
 descriptions an agent can write workflows from) and guided decoding on an OpenAI-compatible
 endpoint (`inits` given: only the initial inputs this request has). It accepts what the
 validator may accept: optional inputs may be null or left out, outputs may be left out. A
-schema cannot say "refer only to earlier steps" or "exactly one result, last"; `validate.py`
-checks those. References are narrowed by type: a Mask input only accepts `stepN[k]` where
+schema cannot say "refer only to earlier steps", "exactly one result, last" or a brick's input
+sets; `validate.py` checks those. References are narrowed by type: a Mask input only accepts `stepN[k]` where
 some brick has a Mask output `k`.
 
 Kept portable (OpenAI structured outputs, vLLM's xgrammar and guidance backends, llguidance):

@@ -45,7 +45,7 @@ def validate_workflow(
         if spec is not None:
             specs.setdefault(step.number, spec)
     cyclic = _cyclic_steps(workflow.steps)
-    nulls = {(s.number, k) for s in workflow.steps for k, v in s.outputs.items() if v is None}
+    nulls = _unproduced(workflow.steps, specs)
     for step in workflow.steps:
         if step.number in specs:
             _check_step(step, specs, inits, cyclic, issues, nulls)
@@ -76,7 +76,7 @@ def _brick(step: Step, registry: Registry, issues: list[Issue], check_available:
 
 def _check_step(
     step: Step, specs: dict[int, BrickSpec], inits: Mapping[str, str], cyclic: set[int], issues: list[Issue],
-    nulls: set[tuple[int, str]],
+    nulls: Mapping[tuple[int, str], str],
 ) -> None:
     spec = specs[step.number]
     declared = ", ".join(p.name for p in spec.inputs)
@@ -97,6 +97,9 @@ def _check_step(
             reason = _literal_problem(param, value)
             if reason:
                 issues.append(Issue(reason, step.number, param.name))
+    given = {k for k, v in step.inputs.items() if v is not None}
+    if problem := spec.input_set_problem(given):
+        issues.append(Issue(f"{spec.builder_id}: {problem[1]}", step.number, problem[0]))
     outputs = {o.name for o in spec.outputs}
     for key in step.outputs:
         if key not in outputs:
@@ -105,7 +108,7 @@ def _check_step(
 
 def _ref_type(
     ref: Ref, citing: int | None, specs: dict[int, BrickSpec], inits: Mapping[str, str], cyclic: set[int],
-    issues: list[Issue], where: Issue, nulls: set[tuple[int, str]],
+    issues: list[Issue], where: Issue, nulls: Mapping[tuple[int, str], str],
 ) -> str | None:
     """The type `ref` points to, or None after recording why it points nowhere."""
     def fail(reason: str) -> None:
@@ -130,9 +133,23 @@ def _ref_type(
         fail(f"{ref}: step {ref.step} ({spec.builder_id}) has no output '{ref.key}'")
         return None
     if (ref.step, ref.key) in nulls:
-        fail(f"{ref}: step {ref.step} writes this output as null (not produced)")
+        fail(f"{ref}: step {ref.step} {nulls[(ref.step, ref.key)]}")
         return None
     return output.type
+
+
+def _unproduced(steps: tuple[Step, ...], specs: dict[int, BrickSpec]) -> dict[tuple[int, str], str]:
+    """Step outputs that will not exist, with why: written as null, or their input not given."""
+    missing = {}
+    for step in steps:
+        for key, value in step.outputs.items():
+            if value is None:
+                missing[(step.number, key)] = "writes this output as null (not produced)"
+        spec = specs.get(step.number)
+        for out in spec.outputs if spec else ():
+            if out.when_given and step.inputs.get(out.when_given) is None:
+                missing[(step.number, out.name)] = f"produces `{out.name}` only when `{out.when_given}` is given"
+    return missing
 
 
 def _literal_problem(param: Param, value: object) -> str | None:

@@ -67,6 +67,9 @@ GOOD = {
 }
 
 
+OPTIONAL_PAIR = [{"name": n, "type": "Mask", "description": "d", "required": False} for n in ("a", "b")]
+
+
 @pytest.mark.parametrize(
     "change, reason",
     [
@@ -78,6 +81,13 @@ GOOD = {
         ({"inputs": [{"name": "x", "type": "Float", "description": "d", "required": False, "default": 2, "maximum": 1}]}, "out of range"),
         ({"inputs": [{"name": "x", "type": "Str", "description": "d", "minimum": 0}]}, "only apply to Float and Int"),
         ({"inputs": [GOOD["inputs"][0], GOOD["inputs"][0]]}, "duplicate input names"),
+        ({"backends": {}}, "a schema file names at least one backend"),
+        ({"input_sets": [["image"], []]}, "input_sets: 'image' is not an optional input"),
+        ({"inputs": OPTIONAL_PAIR, "input_sets": [["a", "b"]]}, "give two or more different sets"),
+        ({"inputs": OPTIONAL_PAIR, "input_sets": [["a"], ["a"]]}, "give two or more different sets"),
+        ({"outputs": [{"name": "image", "type": "Image", "description": "o", "when_given": "a"}]}, "when_given needs optional: true"),
+        ({"outputs": [{"name": "image", "type": "Image", "description": "o", "optional": True, "when_given": "image"}]},
+         "when_given 'image' is not an optional input"),
     ],
 )
 def test_bad_schema_file_names_its_path_and_reason(tmp_path, change, reason):
@@ -101,3 +111,17 @@ def test_name_and_builder_id_collisions_are_refused(registry, tmp_path):
     (tmp_path / "mask_to_box.json").write_text(json.dumps({**GOOD, "builder_id": "BBOX"}))
     with pytest.raises(SchemaError, match="'BBOX' is already taken by tool 'mask_to_box'"):
         registry.load_dir(tmp_path)
+
+
+@pytest.mark.parametrize("given, culprit, got", [
+    ({"mask2", "image1"}, "image1", "got (mask2, image1)"),
+    ({"image1"}, "image2", "got (image1)"),
+    (set(), "mask2", "got none"),
+])  # fmt: skip
+def test_input_sets_name_the_input_to_fix(registry, given, culprit, got):
+    spec = registry.get("INVERSE").spec
+    assert spec.input_set_problem({"mask2"}) is None and spec.input_set_problem({"mask1", "mask2"}) is None
+    param, reason = spec.input_set_problem(given)
+    assert param == culprit and reason.endswith(got)
+    assert "(mask2) or (mask1, mask2) or (image1, image2)" in reason
+    assert registry.get("CMI-PRED").spec.input_sets_text() == "(left_ratio, right_ratio, top_ratio, bottom_ratio) or none of them"

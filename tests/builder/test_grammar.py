@@ -12,7 +12,7 @@ from bricks import Registry
 from builder.grammar import GrammarLimits, WorkflowGrammar
 from builder.number_regex import decimal_regex, int_regex
 from builder.validate import validate_workflow
-from builder.workflow import parse_workflow
+from builder.workflow import WorkflowInvalid, parse_workflow
 
 IMAGE = {"image": "Image"}
 WITH_MASK = {"image": "Image", "mask": "Mask"}
@@ -185,3 +185,37 @@ def test_integer_ranges(lo: int, hi: int) -> None:
     for n in range(-400, 10100):
         assert bool(rx.match(str(n))) == (lo <= n <= hi), n
     assert not rx.match("007") and not rx.match("-0")
+
+
+
+def inverse_then(inputs: dict, outputs: dict, cite: str) -> dict:
+    """SOS, then INVERSE on the given inputs (the others null), citing one of its outputs."""
+    return {"process": "remove the dog", "pipeline": [
+        {"step": 1, "model": "SOS", "input": {"image": "init[image]"}, "output": {"mask": "step1[mask]", "image": "step1[image]"}},
+        {"step": 2, "model": "INVERSE", "input": {"mask1": None, "mask2": None, "image1": None, "image2": None, **inputs},
+         "output": {"mask": None, "image": None, **outputs}},
+        {"result": f"[{cite}]"}]}  # fmt: skip
+
+
+MASKS, IMAGES = {"mask2": "step1[mask]"}, {"image1": "init[image]", "image2": "step1[image]"}
+BOTH_OUTPUTS = {"mask": "step2[mask]", "image": "step2[image]"}
+
+
+@pytest.mark.parametrize("doc, issue", [
+    (inverse_then({**MASKS, "image1": "init[image]"}, {"mask": "step2[mask]"}, "step2[mask]"), "`image1`: INVERSE: give exactly one of these sets"),
+    (inverse_then(IMAGES, BOTH_OUTPUTS, "step2[mask]"), "produces `mask` only when `mask2` is given"),
+    (inverse_then(MASKS, BOTH_OUTPUTS, "step2[image]"), "produces `image` only when `image1` is given"),
+])  # fmt: skip
+def test_input_sets_and_the_outputs_they_produce(cpu_registry: Registry, doc: dict, issue: str) -> None:
+    assert grammar(cpu_registry).check(json.dumps(doc)) is not None
+    with pytest.raises(WorkflowInvalid, match=re.escape(issue)):
+        validate_workflow(parse_workflow(doc), cpu_registry, IMAGE)
+
+
+@pytest.mark.parametrize("doc", [
+    inverse_then(MASKS, {"mask": "step2[mask]"}, "step2[mask]"),
+    inverse_then(IMAGES, {"image": "step2[image]"}, "step2[image]"),
+])  # fmt: skip
+def test_each_input_set_with_its_outputs_is_accepted(cpu_registry: Registry, doc: dict) -> None:
+    assert grammar(cpu_registry).check(json.dumps(doc)) is None
+    validate_workflow(parse_workflow(doc), cpu_registry, IMAGE)

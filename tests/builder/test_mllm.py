@@ -86,11 +86,11 @@ def test_sampled_plans_from_random_weights_are_all_valid(sampler: MLLMPlanner, c
 
 
 def test_plans_run_when_the_bricks_have_no_unwritten_rules(sampler: MLLMPlanner, cpu_registry: Registry) -> None:
-    """Bricks whose schema says all they need (no colour words, no all-or-none inputs, every
-    output always produced): random valid plans of them run."""
-    plain = {"SOS", "BBOX", "FASTINPAINT", "ADJUST", "BRIGHT"}
+    """Bricks whose schema says all they need (input sets and the outputs they produce included;
+    no colour words, no transparency rules): random valid plans of them run."""
+    plain = {"SOS", "BBOX", "FASTINPAINT", "ADJUST", "BRIGHT", "INVERSE", "RESIZE", "CMI-PRED"}
     uri = cpu_registry.store.put(photo("chelsea")[::4, ::4]).uri
-    for _ in range(5):
+    for _ in range(8):
         plan = sampler.plan_sync(request(cpu_registry, only=plain))
         _, _, execution = anyio.run(run_workflow, cpu_registry, plan.workflow, uri)
         assert execution.results
