@@ -8,23 +8,20 @@ references, runs the brick in a worker thread, checks its outputs and stores the
 from __future__ import annotations
 
 import difflib
-import importlib
 import importlib.resources
-import importlib.util
-import inspect
 import logging
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 import anyio.to_thread
 import jsonschema
 import numpy as np
 
-from . import backends, render
+from . import backends
+from .brick import Brick, Runner
 from .context import BrickContext, ProgressCallback, WorkerContext
 from .errors import BrickFailed, InvalidInput, SchemaError, UnknownTool
 from .gpu.config import ModelConfig
@@ -39,76 +36,6 @@ from .store import ImageStore, StoredImage
 log = logging.getLogger(__name__)
 
 
-class Runner(Protocol):
-    """How a tool without code of its own runs: a composite workflow or a remote MCP tool.
-
-    It receives validated wire arguments (image references unresolved) and returns outputs as
-    arrays, `StoredImage`s or scalars; the registry checks and stores them like any brick's.
-    """
-
-    kind: str
-    uses: frozenset[str]
-    """Names of the registry's tools it calls (a composite's steps); they cannot be unregistered first."""
-
-    def unavailable_reason(self, registry: Registry) -> str | None: ...
-
-    async def __call__(
-        self, registry: Registry, args: dict[str, Any], on_progress: ProgressCallback | None
-    ) -> Mapping[str, Any]: ...
-
-
-@dataclass
-class Brick:
-    """A registered brick: its spec, where it came from, and its lazily imported code.
-
-    `module_dir`: a directory whose `<module>.py` files hold this brick's implementation (a
-    watched schema directory); other modules are imported normally.
-    """
-
-    spec: BrickSpec
-    source: str
-    runner: Runner | None = None
-    module_dir: Path | None = None
-    input_schema: dict[str, Any] = field(init=False)
-    output_schema: dict[str, Any] = field(init=False)
-    _validator: jsonschema.protocols.Validator = field(init=False, repr=False)
-    _impls: dict[str, tuple[Callable[..., Any], bool]] = field(default_factory=dict, repr=False)
-
-    def __post_init__(self) -> None:
-        self.input_schema = render.input_schema(self.spec)
-        self.output_schema = render.output_schema(self.spec)
-        self._validator = jsonschema.Draft202012Validator(self.input_schema)
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    def impl(self, backend: str) -> tuple[Callable[..., Any], bool]:
-        """The backend's function (imported on first use) and whether it takes a `ctx`."""
-        if backend not in self._impls:
-            target = self.spec.backends[backend]
-            module_name, _, attr = target.partition(":")
-            try:
-                fn = getattr(self._import(module_name), attr)
-            except (ImportError, AttributeError, SyntaxError) as exc:
-                raise BrickFailed(self.name, f"cannot load its {backend} implementation '{target}': {exc}") from None
-            self._impls[backend] = (fn, _accepts_ctx(fn))
-        return self._impls[backend]
-
-    def _import(self, module_name: str) -> Any:
-        path = self.module_dir / f"{module_name}.py" if self.module_dir and module_name.isidentifier() else None
-        if path is None or not path.is_file():
-            return importlib.import_module(module_name)
-        # Loaded from the file under a private name and not cached in sys.modules, so an edited
-        # file gives the re-registered brick fresh code.
-        loader_spec = importlib.util.spec_from_file_location(f"_lego_edit_brick_{self.name}_{module_name}", path)
-        if loader_spec is None or loader_spec.loader is None:
-            raise ImportError(f"cannot load {path}")
-        module = importlib.util.module_from_spec(loader_spec)
-        loader_spec.loader.exec_module(module)
-        return module
-
-
 class Registry:
     def __init__(self, store: ImageStore, settings: Settings):
         self.store = store
@@ -117,23 +44,24 @@ class Registry:
             settings.builder_model, settings.builder_subfolder
         )
         configure_models(self.model_config)
-        # Replaced, never mutated, so readers always see a whole mapping; writers (the event
-        # loop and the schema watcher's thread) take the lock.
+        # (name -> brick, builder id -> name): replaced whole, never mutated, so readers on any
+        # thread see one consistent pair; writers (the event loop, the watcher's thread) lock.
         self._lock = threading.Lock()
-        self._bricks: dict[str, Brick] = {}
-        self._by_builder_id: dict[str, str] = {}
-        self.sources = Sources(self)
+        self._maps: tuple[dict[str, Brick], dict[str, str]] = ({}, {})
+        self.sources = Sources(self, settings.schema_dirs)
         """Schema directories and plugin entry points, synced at start-up and while serving."""
         self.reserved: dict[str, str] = {}
         """Names held by tools outside the registry (the server's own), with what holds them."""
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Registry:
-        """A registry with its own store, the built-in schemas and `settings.schema_dirs`."""
+    def from_settings(cls, settings: Settings, reserved: Mapping[str, str] | None = None) -> Registry:
+        """A registry with its own store, the built-in schemas, `settings.schema_dirs` and plugins.
+
+        `reserved`: names other tools hold (the server's), refused to every brick."""
         store = ImageStore(settings.cache_dir, memory_budget=settings.memory_budget, disk_budget=settings.disk_budget)
         registry = cls(store, settings)
+        registry.reserved = dict(reserved or {})
         registry.load_builtin()
-        registry.sources = Sources(registry, settings.schema_dirs)
         registry.sources.sync(strict=True)
         return registry
 
@@ -157,50 +85,76 @@ class Registry:
     def add(self, spec: BrickSpec, *, source: str, runner: Runner | None = None, module_dir: Path | None = None) -> Brick:
         """Register a brick; a name or builder id already taken raises `SchemaError`."""
         brick = Brick(spec, source, runner, module_dir)
-        with self._lock:
-            self.check_free(spec, source)
-            self._bricks = {**self._bricks, spec.name: brick}
-            self._by_builder_id = {**self._by_builder_id, spec.builder_id: spec.name}
+        self.update((), [brick], strict=True)
         return brick
-
-    def check_free(self, spec: BrickSpec, source: str) -> None:
-        """Raise `SchemaError` when the spec's name or builder id is taken, saying by which tool."""
-        for key in (spec.name, spec.builder_id):
-            holder = self.reserved.get(key) or self._bricks.get(self._by_builder_id.get(key, key))
-            if holder is not None:
-                where = holder if isinstance(holder, str) else f"tool '{holder.name}' ({holder.source})"
-                raise SchemaError(source, f"'{key}' is already taken by {where}")
 
     def remove(self, name: str) -> Brick:
-        with self._lock:
-            brick = self.get(name)
-            self._bricks = {k: v for k, v in self._bricks.items() if k != brick.name}
-            self._by_builder_id = {k: v for k, v in self._by_builder_id.items() if v != brick.name}
+        brick = self.get(name)
+        self.update([brick.name], ())
         return brick
+
+    def update(self, remove: Iterable[str], add: Iterable[Brick], *, strict: bool = False) -> dict[str, str]:
+        """Remove and add bricks in one step: readers never see a replaced brick missing.
+
+        A brick whose name or builder id is taken is left out; returns its source -> why
+        (`strict`: raises `SchemaError` and changes nothing)."""
+        refused = {}
+        with self._lock:
+            gone = set(remove)
+            bricks = {k: v for k, v in self._maps[0].items() if k not in gone}
+            by_id = {k: v for k, v in self._maps[1].items() if v not in gone}
+            for brick in add:
+                try:
+                    self._check_free(brick.spec, brick.source, bricks, by_id)
+                except SchemaError as exc:
+                    if strict:
+                        raise
+                    refused[brick.source] = exc.reason
+                    continue
+                bricks[brick.name] = brick
+                by_id[brick.spec.builder_id] = brick.name
+            self._maps = (bricks, by_id)
+        return refused
+
+    def taken_by(self, key: str) -> str | None:
+        """What holds `key` as a name or builder id ("tool 'adjust' (its schema file)"), or None."""
+        return self._holder(key, *self._maps)
+
+    def _holder(self, key: str, bricks: dict[str, Brick], by_id: dict[str, str]) -> str | None:
+        if key in self.reserved:
+            return self.reserved[key]
+        brick = bricks.get(by_id.get(key, key))
+        return None if brick is None else f"tool '{brick.name}' ({brick.source})"
+
+    def _check_free(self, spec: BrickSpec, source: str, bricks: dict[str, Brick], by_id: dict[str, str]) -> None:
+        for key in (spec.name, spec.builder_id):
+            if holder := self._holder(key, bricks, by_id):
+                raise SchemaError(source, f"'{key}' is already taken by {holder}")
 
     def dependents(self, name: str) -> list[str]:
         """Tools whose runner calls `name` (a composite's steps)."""
-        return [b.name for b in self._bricks.values() if b.runner is not None and name in b.runner.uses]
+        return [b.name for b in self._maps[0].values() if b.runner is not None and name in b.runner.uses]
 
     # -- lookup ------------------------------------------------------------------
     def get(self, name: str) -> Brick:
         """A brick by MCP name or builder id; unknown names suggest the closest."""
-        key = self._by_builder_id.get(name, name)
-        if key in self._bricks:
-            return self._bricks[key]
-        known = [*self._bricks, *self._by_builder_id]
-        close = difflib.get_close_matches(name, known, n=1)
+        bricks, by_id = self._maps
+        key = by_id.get(name, name)
+        if key in bricks:
+            return bricks[key]
+        close = difflib.get_close_matches(name, [*bricks, *by_id], n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise UnknownTool(f"unknown tool '{name}'{hint}")
 
     def __contains__(self, name: str) -> bool:
-        return name in self._bricks or name in self._by_builder_id
+        bricks, by_id = self._maps
+        return name in bricks or name in by_id
 
     def all(self) -> list[Brick]:
-        return list(self._bricks.values())
+        return list(self._maps[0].values())
 
     def available(self) -> list[Brick]:
-        return [b for b in self._bricks.values() if self.backend_for(b)[0] is not None]
+        return [b for b in self.all() if self.backend_for(b)[0] is not None]
 
     def backend_for(self, brick: Brick) -> tuple[str | None, str]:
         """(the backend that will run the brick, '') or (None, why none can)."""
@@ -247,7 +201,10 @@ class Registry:
         except Exception as exc:
             log.exception("%s tool %s failed", runner.kind, brick.name)
             raise BrickFailed(brick.name, f"{type(exc).__name__}: {exc}") from exc
-        return await anyio.to_thread.run_sync(self._store_outputs, brick, raw)
+        try:
+            return await anyio.to_thread.run_sync(self._store_outputs, brick, raw)
+        except (TypeError, ValueError) as exc:  # e.g. a remote tool's "abc" for a Float output
+            raise BrickFailed(brick.name, f"returned a bad output: {exc}") from None
 
     def _run(self, brick: Brick, backend: str, args: Mapping[str, Any] | None, ctx: BrickContext) -> dict[str, Any]:
         try:
@@ -378,13 +335,6 @@ def _check_output(brick: str, kind: str, name: str, value: Any, store: ImageStor
     if kind == "Float":
         return float(value)
     return str(value)
-
-
-def _accepts_ctx(fn: Callable[..., Any]) -> bool:
-    try:
-        return "ctx" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 __all__ = ["Brick", "BrickContext", "Registry", "Runner"]

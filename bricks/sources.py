@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .brick import Brick
 from .errors import SchemaError
 from .spec import BrickSpec, load_spec
 
@@ -64,34 +65,20 @@ class _Tracked:
         self, registry: Registry, wanted: dict[str, BrickSpec], failed: dict[str, str], *,
         module_dir: Path | None = None, new_code: bool = False, strict: bool = False,
     ) -> Changes:
-        """Make the registry hold exactly `wanted` (key -> spec) from this source.
+        """Make the registry hold exactly `wanted` (key -> spec) from this source, in one step.
 
-        Unchanged bricks stay registered throughout; a changed one is removed and added again.
+        Unchanged bricks are left alone; changed ones are swapped for their new version.
         """
-        changes = Changes(problems=dict(failed))
-        kept: dict[str, str] = {}
-        before: dict[str, BrickSpec] = {}
-        for key, name in self.bricks.items():
-            if name not in registry:
-                continue
-            if not new_code and wanted.get(key) == registry.get(name).spec:
-                kept[key] = name
-            else:
-                before[name] = registry.remove(name).spec
-        self.bricks = kept
-        for key, spec in wanted.items():
-            if key in kept:
-                continue
-            try:
-                registry.add(spec, source=key, module_dir=module_dir)
-            except SchemaError as exc:
-                if strict:
-                    raise
-                changes.problems[key] = exc.reason
-                continue
-            self.bricks[key] = spec.name
-            (changes.changed if before.pop(spec.name, None) else changes.added).append(spec.name)
-        changes.removed += list(before)
+        current = {key: registry.get(name) for key, name in self.bricks.items() if name in registry}
+        keep = {key for key, brick in current.items() if not new_code and wanted.get(key) == brick.spec}
+        old = [current[key].name for key in current if key not in keep]
+        fresh = [Brick(spec, key, module_dir=module_dir) for key, spec in wanted.items() if key not in keep]
+        changes = Changes(problems={**failed, **registry.update(old, fresh, strict=strict)})
+        added = [b for b in fresh if b.source not in changes.problems]
+        self.bricks = {key: current[key].name for key in keep} | {b.source: b.name for b in added}
+        for brick in added:
+            (changes.changed if brick.name in old else changes.added).append(brick.name)
+        changes.removed = [name for name in old if name not in self.bricks.values()]
         for key, reason in changes.problems.items():
             if self.problems.get(key) != reason:
                 log.warning("brick schema %s not loaded: %s", key, reason)
@@ -116,7 +103,7 @@ class SchemaDir(_Tracked):
             with contextlib.suppress(FileNotFoundError):  # deleted between glob and stat
                 st = p.stat()
                 stamp[str(p)] = (st.st_mtime_ns, st.st_size)
-        if stamp == self._stamp:
+        if stamp == self._stamp and not self.problems:  # a problem may have gone (e.g. a name freed)
             return Changes()
         previous, self._stamp = self._stamp or {}, stamp
         new_code = any(k.endswith(".py") and previous.get(k) != v for k, v in stamp.items())
@@ -144,7 +131,7 @@ class EntryPoints(_Tracked):
         importlib.invalidate_caches()  # a package installed since the last scan must be importable
         points = importlib.metadata.entry_points(group=self.group)
         seen = frozenset((ep.name, ep.value, getattr(ep.dist, "version", "") or "") for ep in points)
-        if seen == self._seen:
+        if seen == self._seen and not self.problems:  # a broken plugin is retried until it loads
             return Changes()
         self._seen = seen
         wanted, failed = {}, {}

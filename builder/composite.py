@@ -49,7 +49,8 @@ class CompositeRunner:
     ) -> dict[str, Any]:
         images = {p.name: args[p.name] for p in self.inputs if p.type in IMAGE_TYPES and p.name in args}
         types = {p.name: p.type for p in self.inputs}
-        inits = {p.name: args.get(p.name, p.default) for p in self.inputs if p.type not in IMAGE_TYPES}
+        # inputs not given (no default) are null for the steps, as in any workflow
+        inits = {p.name: args.get(p.name, p.default) for p in self.inputs}
         inits |= await anyio.to_thread.run_sync(store_inits, registry, images, types)
         try:
             execution = await execute(self.workflow, registry, inits, on_progress=on_progress)

@@ -17,7 +17,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp.types import Tool, ToolAnnotations
 
-from bricks import Brick, BrickFailed, InvalidInput, Registry, StoredImage
+from bricks import Brick, BrickFailed, InvalidInput, Registry, SchemaError, StoredImage
 from bricks.store import URI_PREFIX
 
 from . import __version__
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 _INLINE_THUMBNAIL_PIXELS = 256 * 256
 SERVER_TOOLS = ("lego_edit", "plan_edit", "run_workflow", "register_tool", "unregister_tool")
+RESERVED = {name: f"the server's own tool '{name}'" for name in SERVER_TOOLS}
+"""Names no brick may take: pass to `Registry.from_settings` so sources never load a clash."""
 
 INSTRUCTIONS = """\
 Image-editing bricks (Lego-Edit). Every image result is stored and returned as a
@@ -62,7 +64,10 @@ class LegoEditServer(MCPServer[Any]):
         )
         self.middleware.append(self.notifier.middleware)
         self.registry = registry
-        registry.reserved = {name: f"the server's own tool '{name}'" for name in SERVER_TOOLS}
+        for name in SERVER_TOOLS:  # a registry built without RESERVED may hold one already
+            if name in registry:
+                raise SchemaError(registry.get(name).source, f"'{name}' is the server's own tool; rename the brick")
+        registry.reserved = RESERVED
         self.runtime_tools = RuntimeTools(registry, registry.settings.state_dir, registry.settings.remote_servers)
         self.runtime_tools.restore()
         self.resource(

@@ -98,6 +98,7 @@ def _registry(args: argparse.Namespace, *, runtime_tools: bool = True):
     (the server restores those itself)."""
     from bricks import Registry, Settings
 
+    from .app import RESERVED
     from .registrations import RuntimeTools
 
     settings = Settings.from_env(
@@ -116,7 +117,7 @@ def _registry(args: argparse.Namespace, *, runtime_tools: bool = True):
         watch_interval=args.watch_interval,
         **{k: getattr(args, k, None) for k in ("builder", "builder_model", "builder_subfolder", "builder_template", "openai_url", "openai_model")},
     )
-    registry = Registry.from_settings(settings)
+    registry = Registry.from_settings(settings, RESERVED)
     problems = dict(registry.sources.problems)
     if runtime_tools:
         problems |= RuntimeTools(registry, settings.state_dir, settings.remote_servers).restore()

@@ -23,6 +23,8 @@ from bricks import Registry
 
 log = logging.getLogger(__name__)
 
+NOTICE_SECONDS = 2.0
+
 
 class ToolListNotifier:
     def __init__(self) -> None:
@@ -40,7 +42,8 @@ class ToolListNotifier:
     async def tools_changed(self) -> None:
         await self.bus.publish(ToolsListChanged())
         for connection in list(self._connections):
-            await connection.send_tool_list_changed()  # best effort: never raises
+            with anyio.move_on_after(NOTICE_SECONDS):  # a stalled client must not hold up the rest
+                await connection.send_tool_list_changed()  # best effort: never raises
 
 
 async def watch_sources(registry: Registry, notifier: ToolListNotifier, interval: float) -> None:
@@ -53,9 +56,8 @@ async def watch_sources(registry: Registry, notifier: ToolListNotifier, interval
         await anyio.sleep(interval)
         try:
             changes = await anyio.to_thread.run_sync(registry.sources.sync)
-        except Exception:  # never let one bad scan end the watching
+            if changes:
+                log.info("tools changed: added %s, changed %s, removed %s", changes.added, changes.changed, changes.removed)
+                await notifier.tools_changed()
+        except Exception:  # never let one bad scan end the watching (and the server's lifespan)
             log.exception("syncing the brick sources failed")
-            continue
-        if changes:
-            log.info("tools changed: added %s, changed %s, removed %s", changes.added, changes.changed, changes.removed)
-            await notifier.tools_changed()

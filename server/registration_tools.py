@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import mcp.types as types
 from pydantic import Field
 
-from bricks import InvalidInput, SchemaError
-from bricks.registry import Brick
+from bricks import Brick, InvalidInput, SchemaError
 
 from .registrations import ToolDefinition, definition_of
 from .results import error_result

@@ -19,9 +19,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bricks import InvalidInput, Registry, SchemaError
-from bricks.registry import Brick
-from bricks.spec import Annotations, Output, Param, parse_spec
+from bricks import Brick, InvalidInput, LegoEditError, Registry, SchemaError
+from bricks.brick import Runner
+from bricks.spec import Annotations, BrickSpec, Output, Param, parse_spec
 from builder.composite import composite
 
 from .remote import RemotePool, RemoteRunner, RemoteServer, allowed_servers, check_remote_tool
@@ -63,8 +63,6 @@ class ToolDefinition(_Strict):
     composite: CompositePart | None = None
     remote: RemotePart | None = None
 
-    def spec_fields(self) -> dict[str, Any]:
-        return self.model_dump(include={"kind", "title", "constraint", "annotations"}, exclude_none=True)
 
 
 class RuntimeTools:
@@ -84,8 +82,9 @@ class RuntimeTools:
             failed = []
             for path in pending:
                 try:
-                    self._add(ToolDefinition.model_validate_json(path.read_text(encoding="utf-8")))
-                except (InvalidInput, SchemaError, ValidationError, OSError) as exc:
+                    definition = ToolDefinition.model_validate_json(path.read_text(encoding="utf-8"))
+                    self._add(definition, self._build(definition))
+                except (LegoEditError, ValueError, OSError) as exc:  # ValueError: bad JSON, bad UTF-8
                     failed.append(path)
                     problems[str(path)] = str(exc)
             if len(failed) == len(pending):
@@ -96,20 +95,24 @@ class RuntimeTools:
         return {str(p): problems[str(p)] for p in pending}
 
     async def register(self, definition: ToolDefinition) -> Brick:
-        if (definition.composite is None) == (definition.remote is None):
-            raise InvalidInput("give exactly one of `composite` or `remote`", param="definition")
+        """Check, save, then add: a tool is live only once it is saved."""
         if len(self.names) >= MAX_TOOLS:
             raise InvalidInput(f"{MAX_TOOLS} tools are registered already; unregister some first", param="definition")
-        if definition.remote is not None:
-            server = self._server(definition.remote.server)
-            spec = self._remote_spec(definition)
-            await check_remote_tool(self.pool, server, definition.remote.tool, spec)
-        brick = self._add(definition)
-        self._save(definition)
-        return brick
+        spec, runner = self._build(definition)
+        if isinstance(runner, RemoteRunner):
+            await check_remote_tool(self.pool, runner.server, runner.tool, spec)
+        path = self._save(definition)
+        try:
+            return self._add(definition, (spec, runner))
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
 
     def unregister(self, name: str) -> str:
-        brick = self.registry.get(name)
+        try:
+            brick = self.registry.get(name)
+        except InvalidInput as exc:
+            raise exc.located(param="name") from None
         if brick.name not in self.names:
             raise InvalidInput(
                 f"'{brick.name}' comes from {brick.source}; only tools added with register_tool can be unregistered",
@@ -117,50 +120,57 @@ class RuntimeTools:
             )
         if users := self.registry.dependents(brick.name):
             raise InvalidInput(f"'{brick.name}' is used by composite {', '.join(users)}; unregister that first", param="name")
+        (self.directory / f"{brick.name}.json").unlink(missing_ok=True)  # first: a failure leaves it whole
         self.registry.remove(brick.name)
         self.names.remove(brick.name)
-        (self.directory / f"{brick.name}.json").unlink(missing_ok=True)
         return brick.name
 
-    def _add(self, definition: ToolDefinition) -> Brick:
-        source = f"register_tool ({self.directory / definition.name}.json)"
-        if definition.composite is not None:
-            if definition.outputs is not None:
-                raise InvalidInput("a composite's outputs come from its steps: give them in composite.outputs", param="outputs")
-            self._check_names(definition, source)
-            spec, runner = composite(
-                self.registry,
-                name=definition.name,
-                builder_id=definition.builder_id,
-                description=definition.description,
-                inputs=definition.inputs,
-                pipeline=definition.composite.pipeline,
-                outputs=definition.composite.outputs,
-                **definition.spec_fields(),
-            )
-        else:
-            assert definition.remote is not None
-            spec = self._remote_spec(definition)
-            runner = RemoteRunner(self.pool, self._server(definition.remote.server), definition.remote.tool, spec)
-        brick = self.registry.add(spec, source=source, runner=runner)
+    def _build(self, definition: ToolDefinition) -> tuple[BrickSpec, Runner]:
+        """The spec and runner of a definition, checked against the registry; nothing is added."""
+        if (definition.composite is None) == (definition.remote is None):
+            raise InvalidInput("give exactly one of `composite` or `remote`", param="definition")
+        if definition.remote is not None:
+            if not definition.outputs:
+                raise InvalidInput("a remote tool declares its outputs", param="outputs")
+            server = self._server(definition.remote.server)
+            spec = self._spec({**self._common(definition), "inputs": definition.inputs, "outputs": definition.outputs})
+            return spec, RemoteRunner(self.pool, server, definition.remote.tool, spec)
+        if definition.outputs is not None:
+            raise InvalidInput("a composite's outputs come from its steps: give them in composite.outputs", param="outputs")
+        probe = [{"name": "x", "type": "Image", "description": "x"}]
+        self._spec({**self._common(definition), "inputs": [], "outputs": probe})  # names first: cheaper to read
+        assert definition.composite is not None
+        return composite(
+            self.registry,
+            inputs=definition.inputs,
+            pipeline=definition.composite.pipeline,
+            outputs=definition.composite.outputs,
+            **self._common(definition),
+        )
+
+    @staticmethod
+    def _common(definition: ToolDefinition) -> dict[str, Any]:
+        return definition.model_dump(
+            include={"name", "builder_id", "description", "kind", "title", "constraint", "annotations"}, exclude_none=True
+        )
+
+    def _spec(self, data: dict[str, Any]) -> BrickSpec:
+        """A valid spec whose name and builder id are free, or `InvalidInput` naming the field."""
+        try:
+            spec = parse_spec({**data, "same_size": False}, "definition")
+        except SchemaError as exc:
+            raise InvalidInput(exc.reason, param="definition") from None
+        for field_name in ("name", "builder_id"):
+            key = getattr(spec, field_name)
+            if holder := self.registry.taken_by(key):
+                raise InvalidInput(f"'{key}' is already taken by {holder}", param=field_name)
+        return spec
+
+    def _add(self, definition: ToolDefinition, built: tuple[BrickSpec, Runner]) -> Brick:
+        spec, runner = built
+        brick = self.registry.add(spec, source=f"register_tool ({self.directory / spec.name}.json)", runner=runner)
         self.names.append(brick.name)
         return brick
-
-    def _check_names(self, definition: ToolDefinition, source: str) -> None:
-        """Name problems first: they are cheaper to read than a workflow's."""
-        probe = {"name": definition.name, "builder_id": definition.builder_id, "kind": definition.kind,
-                 "description": definition.description, "inputs": [], "outputs": [{"name": "x", "type": "Image", "description": "x"}]}
-        self.registry.check_free(parse_spec(probe, source), source)
-
-    def _remote_spec(self, definition: ToolDefinition):
-        if not definition.outputs:
-            raise InvalidInput("a remote tool declares its outputs", param="outputs")
-        data = {**definition.spec_fields(), "name": definition.name, "builder_id": definition.builder_id,
-                "description": definition.description, "inputs": definition.inputs, "outputs": definition.outputs,
-                "same_size": False}
-        spec = parse_spec(data, f"remote tool '{definition.name}'")
-        self.registry.check_free(spec, f"remote tool '{definition.name}'")
-        return spec
 
     def _server(self, name: str) -> RemoteServer:
         if name not in self.remotes:
@@ -172,12 +182,13 @@ class RuntimeTools:
             )
         return self.remotes[name]
 
-    def _save(self, definition: ToolDefinition) -> None:
+    def _save(self, definition: ToolDefinition) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{definition.name}.json"
         partial = path.with_suffix(".json.partial")
         partial.write_text(json.dumps(definition.model_dump(mode="json", exclude_none=True), indent=1), encoding="utf-8")
         os.replace(partial, path)  # atomic: a crash leaves the old file or the new one
+        return path
 
 
 def definition_of(data: Mapping[str, Any]) -> ToolDefinition:

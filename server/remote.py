@@ -29,7 +29,15 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 from mcp import Client, MCPError, StdioServerParameters
-from mcp.types import CONNECTION_CLOSED, BlobResourceContents, CallToolResult, ImageContent, ResourceLink, TextContent
+from mcp.types import (
+    CONNECTION_CLOSED,
+    INVALID_REQUEST,
+    BlobResourceContents,
+    CallToolResult,
+    ImageContent,
+    ResourceLink,
+    TextContent,
+)
 
 from bricks import BrickFailed, InvalidInput, Registry
 from bricks.context import ProgressCallback
@@ -40,6 +48,8 @@ from bricks.spec import IMAGE_TYPES, BrickSpec
 log = logging.getLogger(__name__)
 
 TIMEOUT_SECONDS = 600
+CONNECT_SECONDS = 60
+MAX_EVENT_BYTES = 256 * 1024 * 1024  # a bound on one streamed message: images are a few MB each
 
 
 @dataclass(frozen=True)
@@ -63,7 +73,7 @@ class RemoteServer:
             token = os.environ.get(f"LEGO_EDIT_REMOTE_TOKEN_{self.name.upper()}")
             headers = {"Authorization": f"Bearer {token}"} if token else {}
             async with httpx2.AsyncClient(headers=headers, timeout=TIMEOUT_SECONDS) as http:
-                transport = streamable_http_client(self.target, http_client=http, max_sse_event_size=None)
+                transport = streamable_http_client(self.target, http_client=http, max_sse_event_size=MAX_EVENT_BYTES)
                 async with Client(transport, read_timeout_seconds=TIMEOUT_SECONDS) as client:
                     yield client
         else:
@@ -79,7 +89,7 @@ class RemotePool:
     def __init__(self) -> None:
         self._tg: anyio.abc.TaskGroup | None = None
         self._clients: dict[str, tuple[Client, anyio.Event]] = {}
-        self._lock = anyio.Lock()
+        self._locks: dict[str, anyio.Lock] = {}  # per server: one slow remote holds up no other
 
     async def serve(self) -> None:
         try:
@@ -90,36 +100,34 @@ class RemotePool:
             self._tg = None
             self._clients.clear()
 
-    @contextlib.asynccontextmanager
-    async def client(self, server: RemoteServer) -> AsyncIterator[Client]:
+    async def call(self, server: RemoteServer, work: Any) -> Any:
+        """`await work(client)` on the held connection; a connection found closed is reopened once.
+
+        Without `serve()` running, `work` gets a connection of its own."""
         if self._tg is None:
             async with server.connect() as client:
-                yield client
-            return
-        yield await self._held(server)
-
-    async def call(self, server: RemoteServer, work: Any) -> Any:
-        """`await work(client)` on the held connection; a connection found closed is reopened once."""
-        async with self.client(server) as client:
-            try:
                 return await work(client)
-            except MCPError as exc:
-                if exc.code != CONNECTION_CLOSED or self._tg is None:
-                    raise
-        self.drop(server)
-        async with self.client(server) as client:
+        client = await self._held(server)
+        try:
             return await work(client)
+        except MCPError as exc:
+            if not _lost(exc):
+                raise
+        self._drop(server, client)
+        return await work(await self._held(server))
 
-    def drop(self, server: RemoteServer) -> None:
-        held = self._clients.pop(server.name, None)
-        if held is not None:
+    def _drop(self, server: RemoteServer, client: Client) -> None:
+        held = self._clients.get(server.name)
+        if held is not None and held[0] is client:  # not a newer connection another call opened
+            del self._clients[server.name]
             held[1].set()  # its holder task closes it
 
     async def _held(self, server: RemoteServer) -> Client:
-        async with self._lock:
+        async with self._locks.setdefault(server.name, anyio.Lock()):
             if server.name not in self._clients:
                 assert self._tg is not None
-                await self._tg.start(self._hold, server)
+                with anyio.fail_after(CONNECT_SECONDS):
+                    await self._tg.start(self._hold, server)
             return self._clients[server.name][0]
 
     async def _hold(self, server: RemoteServer, *, task_status: anyio.abc.TaskStatus[None]) -> None:
@@ -138,6 +146,12 @@ class RemotePool:
         finally:
             if self._clients.get(server.name, (None, None))[1] is done:
                 del self._clients[server.name]
+
+
+def _lost(exc: MCPError) -> bool:
+    """The connection is gone: the stdio process ended, or an HTTP server restarted and forgot
+    our session (the SDK reports that as an invalid request saying so)."""
+    return exc.code == CONNECTION_CLOSED or (exc.code == INVALID_REQUEST and "session terminated" in str(exc).lower())
 
 
 def allowed_servers(entries: tuple[str, ...]) -> dict[str, RemoteServer]:

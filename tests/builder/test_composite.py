@@ -132,3 +132,22 @@ def test_the_tiny_builder_plans_with_a_new_composite_and_the_plan_runs(tiny_buil
         assert {s["model"] for s in json.loads(plan.workflow)["pipeline"] if "model" in s} == {"COLOR-POP"}
         _, _, execution = anyio.run(run_workflow, registry, plan.workflow, uri)
         assert execution.results and all(r.brick == "color_pop" for r in execution.steps)
+
+
+def test_an_optional_image_input_left_out_is_null_for_the_steps(registry: Registry) -> None:
+    mask = Param(name="region", type="Mask", required=False, description="Where to warm; everywhere if left out.")
+    spec, runner = composite(
+        registry, name="warm_region", builder_id="WARM-REGION", description="Warm a region.", inputs=(*IMAGE_INPUT, mask),
+        pipeline=[{"step": 1, "model": "ADJUST", "input": {"image": "init[image]", "mask": "init[region]", "warmth": 0.8},
+                   "output": {"image": "step1[image]"}}],
+        outputs={"image": "step1[image]"},
+    )  # fmt: skip
+    name = registry.add(spec, source="test", runner=runner).name
+    coffee = photo("coffee")[::4, ::4]
+    whole = registry.store.get(anyio.run(registry.call, name, {"image": registry.store.put(coffee).uri})["image"].id)
+    assert whole[..., 0].mean() > coffee[..., 0].mean() and whole[..., 2].mean() < coffee[..., 2].mean()
+    top = np.zeros(coffee.shape[:2], np.uint8)
+    top[:20] = 255
+    args = {"image": registry.store.put(coffee).uri, "region": registry.store.put(top).uri}
+    part = registry.store.get(anyio.run(registry.call, name, args)["image"].id)
+    np.testing.assert_array_equal(part[20:], coffee[20:])

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from mcp import Client
 
-from bricks import Registry
-from server.app import LegoEditServer
+from bricks import Registry, SchemaError
+from server.app import RESERVED, LegoEditServer
 from tests.conftest import photo
 from tests.server.conftest import MODES, watching
 
@@ -161,9 +161,10 @@ def renamed(definition: dict, **changes) -> dict:
 
 
 BAD_REGISTRATIONS = [
-    (renamed(color_pop(), name="adjust"), "'adjust' is already taken by tool 'adjust'"),
-    (renamed(color_pop(), builder_id="SOS"), "'SOS' is already taken by tool 'segment_salient'"),
-    (renamed(color_pop(), name="lego_edit"), "'lego_edit' is already taken by the server's own tool"),
+    (renamed(color_pop(), name="adjust"), "parameter `name`: 'adjust' is already taken by tool 'adjust'"),
+    (renamed(color_pop(), builder_id="SOS"), "parameter `builder_id`: 'SOS' is already taken by tool 'segment_salient'"),
+    (renamed(color_pop(), name="lego_edit"), "parameter `name`: 'lego_edit' is already taken by the server's own tool"),
+    (renamed(color_pop(), name="Color Pop"), "parameter `definition`: name: String should match pattern"),
     (renamed(color_pop(), composite={"pipeline": [
         {"step": 1, "model": "COLOR-POP", "input": {"image": "init[image]"}, "output": {"image": "step1[image]"}}],
         "outputs": {"image": "step1[image]"}}), "uses the composite itself"),  # fmt: skip
@@ -199,7 +200,7 @@ async def test_bad_registrations_are_clear_errors_and_the_server_keeps_serving(s
         builtin = await client.call_tool("unregister_tool", {"name": "adjust"})
         assert builtin.is_error and "only tools added with register_tool" in builtin.content[0].text
         unknown = await client.call_tool("unregister_tool", {"name": "colour_pop"})
-        assert unknown.is_error and "did you mean 'color_pop'" in unknown.content[0].text
+        assert unknown.is_error and "parameter `name`: unknown tool 'colour_pop'; did you mean 'color_pop'" in unknown.content[0].text
         pixels(server, await client.call_tool("double_pop", {"image": str(photo_file)}))
 
 
@@ -209,3 +210,26 @@ async def test_the_register_tool_schema_describes_a_definition(server):
     definition = tool.input_schema["properties"]["definition"]
     assert {"name", "builder_id", "inputs", "composite", "remote"} <= set(definition["properties"])
     assert "Param" in tool.input_schema["$defs"]
+
+
+async def test_a_brick_file_cannot_take_a_name_of_the_server(settings):
+    plugins = settings.allowed_roots[0] / "plugins"
+    plugins.mkdir()
+    schema = json.loads((EXAMPLES / "schemas" / "vignette.json").read_text()) | {"name": "run_workflow"}
+    (plugins / "run_workflow.json").write_text(json.dumps(schema))
+    with pytest.raises(SchemaError, match="'run_workflow' is already taken by the server's own tool"):
+        Registry.from_settings(settings.with_(schema_dirs=(plugins,)), RESERVED)
+    with pytest.raises(SchemaError, match="'run_workflow' is the server's own tool"):
+        LegoEditServer(Registry.from_settings(settings.with_(schema_dirs=(plugins,))))
+
+
+async def test_unreadable_saved_tools_are_reported_and_skipped(settings):
+    saved = settings.state_dir / "tools"
+    saved.mkdir(parents=True)
+    (saved / "color_pop.json").write_text(json.dumps(color_pop()))
+    (saved / "latin1.json").write_bytes(b'{"name": "caf\xe9"}')
+    (saved / "half.json").write_text('{"name": "half"')
+    server = LegoEditServer(Registry.from_settings(settings))
+    assert "color_pop" in server.registry
+    problems = server.runtime_tools.restore()  # a second restore: all three files, color_pop now a clash
+    assert {Path(p).name for p in problems} == {"color_pop.json", "latin1.json", "half.json"}
