@@ -153,8 +153,8 @@ class BrickSpec(_Strict):
         if any(chosen == set(group) for group in self.input_sets):
             return None
         got = "(" + ", ".join(n for n in named if n in chosen) + ")" if chosen else "none"
-        # the closest set names the culprit; a set the given inputs only fall short of wins ties
-        near = min(self.input_sets, key=lambda g: (len(chosen ^ set(g)), not chosen <= set(g)))
+        # name what to add to complete a set the given inputs fall short of, else what to drop
+        near = min(self.input_sets, key=lambda g: (not chosen <= set(g), len(chosen ^ set(g))))
         culprit = next(n for n in named if n in chosen ^ set(near))
         return culprit, f"give exactly one of these sets of inputs: {self.input_sets_text()}; got {got}"
 
