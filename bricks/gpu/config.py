@@ -41,6 +41,7 @@ class Runtime:
     first_block_cache: float = 0.0
     layerwise_fp8: bool = False
     res_model: str = "grounded_sam"
+    share_text_encoders: bool = True
 
 
 @dataclass(frozen=True)

@@ -162,13 +162,19 @@ def feathered_paste(original: np.ndarray, generated: np.ndarray, region: np.ndar
     return out
 
 
+TEXT_COMPONENTS = ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")
+
+
 def pipeline_loader(class_name: str) -> Callable[[ModelEntry, Any, Any], Any]:
     """A manager loader for the diffusers pipeline `class_name`, with the configured speed options."""
 
     def load(entry: ModelEntry, device: Any, dtype: Any) -> Any:
         import diffusers
 
+        mgr = manager()
         kwargs = {"subfolder": entry.subfolder} if entry.subfolder else {}
+        if mgr.config.runtime.share_text_encoders:  # the first FLUX pipeline's, if one is loaded
+            kwargs |= mgr.shared_components(TEXT_COMPONENTS)
         pipe = getattr(diffusers, class_name).from_pretrained(entry.id, dtype=dtype, **kwargs).to(device)
         pipe.set_progress_bar_config(disable=True)
         speed_up(pipe.transformer, device, dtype)

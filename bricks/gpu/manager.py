@@ -6,7 +6,9 @@
 - Beyond the memory budget the least recently used components are evicted (moved to the CPU
   with `offload`, else freed).
 - One FLUX Fill base serves every FLUX Fill brick: task LoRAs are loaded once as named
-  adapters and switched, never reloading the base.
+  adapters and switched, never reloading the base. The FLUX pipelines (Fill, Canny, Kontext)
+  share one copy of their text encoders (`share_text_encoders`); the budget counts it once,
+  with the pipeline that loaded it.
 - GPU work is serialised by one queue (a lock) per device, while CPU bricks keep running.
 - Out of memory: evict everything else, retry once, then fail with a clear error.
 
@@ -19,6 +21,7 @@ import gc
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from typing import Any
 
@@ -83,9 +86,19 @@ class ModelManager:
             except OSError as exc:  # missing files, no network with HF_HUB_OFFLINE, gated repos
                 raise BrickFailed(key, f"cannot load '{entry.id}': {exc}") from None
             self.loads[key] += 1
-            self._cache[key] = (component, _nbytes(component))
+            held = {id(t) for c, _ in self._cache.values() for t in _tensors(c)}
+            self._cache[key] = (component, _nbytes(component, skip=held))  # shared parts count once
             self._evict_over_budget(keep=key)
             return component
+
+    def shared_components(self, names: tuple[str, ...]) -> dict[str, Any]:
+        """The parts `names` of a loaded pipeline that has them all (e.g. its text encoders), or {}."""
+        with self._lock:
+            for component, _ in self._cache.values():
+                parts = getattr(component, "components", None) or {}
+                if all(parts.get(n) is not None for n in names):
+                    return {n: parts[n] for n in names}
+        return {}
 
     def flux_fill(self, adapter: str | None, loader: Loader) -> Any:
         """The shared FLUX Fill pipeline with LoRA `adapter` (a model key such as 'lora_rcm') active, or none."""
@@ -144,19 +157,22 @@ class ModelManager:
             self.evict(oldest)
 
 
-def _nbytes(component: Any) -> int:
-    """Bytes of the torch parameters and buffers inside a model, a pipeline or a tuple of them."""
+def _tensors(component: Any) -> Iterator[Any]:
+    """The torch parameters and buffers inside a model, a pipeline or a tuple of them."""
     import torch
 
     parts = component if isinstance(component, tuple | list) else (component,)
-    total = 0
     for part in parts:
         modules = [m for m in getattr(part, "components", {}).values() if isinstance(m, torch.nn.Module)] or (
             [part] if isinstance(part, torch.nn.Module) else []
         )
         for module in modules:
-            total += sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
-    return total
+            yield from (*module.parameters(), *module.buffers())
+
+
+def _nbytes(component: Any, skip: AbstractSet[int] = frozenset()) -> int:
+    """Bytes of a component's tensors, leaving out those in `skip` (ids of tensors held elsewhere)."""
+    return sum(t.numel() * t.element_size() for t in _tensors(component) if id(t) not in skip)
 
 
 def _move(component: Any, device: Any) -> None:

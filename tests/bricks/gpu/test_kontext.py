@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from bricks import InvalidInput
-from tests.bricks.gpu.tiny_flux_control import QUIET, control_run, tiny_flux, tiny_flux_control  # noqa: F401 - fixtures
-from tests.conftest import photo
+from tests.bricks.gpu.tiny_flux_control import QUIET, control_registry, control_run, tiny_flux, tiny_flux_control  # noqa: F401 - fixtures
+from tests.conftest import Bricks, photo
 
 pytestmark = [pytest.mark.filterwarnings(w) for w in QUIET]
 
@@ -38,3 +38,19 @@ def test_an_empty_mask_is_refused(control_run, coffee):
     with pytest.raises(InvalidInput) as err:
         control_run("kontext_edit", image=coffee, prompt="add a hat", mask=np.zeros(coffee.shape[:2], np.uint8))
     assert err.value.param == "mask"
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_flux_pipelines_share_one_copy_of_their_text_encoders(tiny_flux_control, tmp_path, coffee, share):
+    from bricks.gpu.manager import manager
+
+    registry = control_registry(tiny_flux_control, tmp_path, runtime=f"share_text_encoders = {str(share).lower()}")
+    run = Bricks(registry)
+    mask = np.full(coffee.shape[:2], 255, np.uint8)
+    mask[20:60, 30:90] = 0  # the cup stays
+    run("change_background", image=coffee, mask=mask, prompt="a beach")
+    run("kontext_edit", image=coffee, prompt="make the cup blue")
+    canny, kontext = (manager().load(key, None) for key in ("flux_canny", "flux_kontext"))  # cached: no loader needed
+    assert (kontext.text_encoder_2 is canny.text_encoder_2) is share
+    assert (kontext.tokenizer is canny.tokenizer) is share
+    assert kontext.transformer is not canny.transformer

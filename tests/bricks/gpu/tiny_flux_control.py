@@ -48,12 +48,13 @@ def tiny_flux_control(tiny_flux: TinyFlux, tmp_path_factory: pytest.TempPathFact
     return build(tiny_flux.fill, tmp_path_factory.mktemp("tiny_flux_control"))
 
 
-def control_registry(dirs: tuple[Path, Path], tmp_path: Path, *, steps: int = 2) -> Registry:
-    """A registry (and so a fresh model manager) with the tiny Canny and Kontext models, CPU forced."""
+def control_registry(dirs: tuple[Path, Path], tmp_path: Path, *, steps: int = 2, runtime: str = "") -> Registry:
+    """A registry (and so a fresh model manager) with the tiny Canny and Kontext models, CPU forced;
+    `runtime`: more lines for the [runtime] table."""
     canny, kontext = dirs
     toml = tmp_path / "models.toml"
     toml.write_text(
-        f'[runtime]\ndevice = "cpu"\nsteps = {steps}\n'
+        f'[runtime]\ndevice = "cpu"\nsteps = {steps}\n{runtime}\n'
         f'[models.flux_canny]\nid = "{canny}"\n[models.flux_kontext]\nid = "{kontext}"\n',
         encoding="utf-8",
     )
