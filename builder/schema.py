@@ -4,9 +4,9 @@ Two uses: the MCP resource `lego://workflow/schema` (`inits=None`: the general f
 descriptions an agent can write workflows from) and guided decoding on an OpenAI-compatible
 endpoint (`inits` given: only the initial inputs this request has). It accepts what the
 validator may accept: optional inputs may be null or left out, outputs may be left out. A
-schema cannot say "refer only to earlier steps", "exactly one result, last" or a brick's input
-sets; `validate.py` checks those. References are narrowed by type: a Mask input only accepts `stepN[k]` where
-some brick has a Mask output `k`.
+schema cannot say "refer only to earlier steps" or "exactly one result, last"; `validate.py`
+checks those. A brick with input sets gets one step schema per set. References are narrowed by
+type: a Mask input only accepts `stepN[k]` where some brick has a Mask output `k`.
 
 Kept portable (OpenAI structured outputs, vLLM's xgrammar and guidance backends, llguidance):
 `anyOf`, not `oneOf` (llguidance and OpenAI's strict mode refuse `oneOf`; the `model` const
@@ -56,7 +56,7 @@ def workflow_json_schema(bricks: Sequence[BrickSpec], inits: Mapping[str, str] |
                 "type": "array",
                 "description": "The steps, numbered 1, 2, ... in order, then one final {\"result\": ...} element.",
                 "minItems": 2,
-                "items": {"anyOf": [*(_step(spec, refs) for spec in bricks), _result(refs)]},
+                "items": {"anyOf": [*(step for spec in bricks for step in _steps(spec, refs)), _result(refs)]},
             },
         },
         "required": ["process", "pipeline"],
@@ -94,24 +94,39 @@ def _text(limit: int) -> dict[str, str]:
     return {"pattern": f"^[^\\x00-\\x1f]{{0,{limit}}}$"}
 
 
-def _step(spec: BrickSpec, refs: _References) -> dict[str, Any]:
-    outputs = {
-        o.name: {
-            "description": f"{o.type}: {o.description} 'step<N>[{o.name}]' with this step's number, or null if unused.",
-            "anyOf": [{"type": "string", "pattern": f"^step[0-9]+\\[{o.name}\\]$"}, {"type": "null"}],
-        }
-        for o in spec.outputs
+def _steps(spec: BrickSpec, refs: _References) -> list[dict[str, Any]]:
+    """One step schema, or one per input set: its inputs given, the other sets' inputs and the
+    outputs they would produce null."""
+    return [_step(spec, refs, group) for group in spec.input_sets or (None,)]
+
+
+def _step(spec: BrickSpec, refs: _References, group: tuple[str, ...] | None) -> dict[str, Any]:
+    in_sets = {n for g in spec.input_sets for n in g}
+    off = set() if group is None else in_sets - set(group)  # the other sets' inputs: null here
+    null = {"type": "null"}
+    outputs = {}
+    for o in spec.outputs:
+        ref = {"type": "string", "pattern": f"^step[0-9]+\\[{o.name}\\]$"}
+        value = null if o.when_given in off else {"anyOf": [ref, null]}
+        described = f"{o.type}: {o.description} 'step<N>[{o.name}]' with this step's number, or null if unused."
+        outputs[o.name] = {"description": described, **value}
+    inputs = {
+        p.name: {"description": "Not given with this set of inputs.", **null} if p.name in off else _input(p, refs, group)
+        for p in spec.inputs
     }
-    inputs = {p.name: _input(p, refs) for p in spec.inputs}
+    required = [p.name for p in spec.inputs if p.required or (group is not None and p.name in group)]
+    title = spec.builder_id
+    if group is not None:
+        title += f" with ({', '.join(group)})" if group else f" with none of ({', '.join(sorted(in_sets))})"
     return {
-        "title": spec.builder_id,
+        "title": title,
         "description": f"{spec.kind} brick {spec.builder_id} ({spec.name}): {spec.description}"
         + (f" Constraint: {spec.constraint}" if spec.constraint else ""),
         "type": "object",
         "properties": {
             "step": {"type": "integer", "minimum": 1},
             "model": {"type": "string", "const": spec.builder_id},
-            "input": _object(inputs, [p.name for p in spec.inputs if p.required]),
+            "input": _object(inputs, required),
             "output": _object(outputs, []),
         },
         "required": ["step", "model", "input", "output"],
@@ -135,8 +150,9 @@ def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
 
 
-def _input(p: Param, refs: _References) -> dict[str, Any]:
-    """A literal of the input's type or a reference of a type that may feed it; null when optional."""
+def _input(p: Param, refs: _References, group: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """A literal of the input's type or a reference of a type that may feed it; null when optional
+    (and not part of the chosen input set `group`)."""
     if p.type in IMAGE_TYPES:
         options = [{"type": "string", "pattern": f"^({refs.any_of([p.type])})$"}]
     elif p.type == "Str" and p.enum is None:
@@ -155,7 +171,7 @@ def _input(p: Param, refs: _References) -> dict[str, Any]:
         options = [literal]
         if (alternatives := refs.alternatives([p.type])) is not None:
             options.append({"type": "string", "pattern": f"^({alternatives})$"})
-    if not p.required:
+    if not p.required and not (group and p.name in group):
         options.append({"type": "null"})
     description = f"{p.type}: {p.description}" + (f" Null means {p.default!r}." if p.default is not None else "")
     return {"description": description, **options[0]} if len(options) == 1 else {"description": description, "anyOf": options}

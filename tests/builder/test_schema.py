@@ -110,3 +110,15 @@ def test_llguidance_compiles_it(specs: list) -> None:
     for inits in (None, {"image": "Image", "mask": "Mask"}):
         grammar = llguidance.LLMatcher.grammar_from_json_schema(workflow_json_schema(specs, inits))
         assert llguidance.LLMatcher.validate_grammar_with_warnings(grammar) == (False, [])
+
+
+def test_input_sets_are_one_step_schema_each(validator: Draft202012Validator) -> None:
+    def inverse(inputs: dict, outputs: dict) -> dict:
+        step = {"step": 1, "model": "INVERSE", "input": inputs, "output": outputs}
+        return {"process": "p", "pipeline": [step, {"result": "[step1[mask]]"}]}
+
+    assert not list(validator.iter_errors(inverse({"mask2": "init[mask]"}, {"mask": "step1[mask]", "image": None})))
+    assert not list(validator.iter_errors(inverse({"image1": "init[image]", "image2": "init[image]"}, {"image": "step1[image]"})))
+    assert list(validator.iter_errors(inverse({"mask2": "init[mask]", "image1": "init[image]"}, {"mask": "step1[mask]"})))
+    assert list(validator.iter_errors(inverse({"image1": "init[image]"}, {"image": "step1[image]"})))  # half a pair
+    assert list(validator.iter_errors(inverse({"mask2": "init[mask]"}, {"image": "step1[image]"})))  # not produced
