@@ -70,8 +70,8 @@ def _check_default(p: Param) -> None:
 
 
 class Output(_Strict):
-    """One output of a brick. `optional` outputs may be absent from a result; with `when_given`,
-    exactly when that (optional) input is not given."""
+    """One output of a brick. `optional` outputs may be absent from a result; with `when_given`
+    (an input of the brick's `input_sets`), exactly when that input is not given."""
 
     name: str = Field(pattern=_NAME)
     type: Literal["Image", "Mask", "Str", "Float"]
@@ -125,9 +125,10 @@ class BrickSpec(_Strict):
             names = [i.name for i in items]
             if len(set(names)) != len(names):
                 raise ValueError(f"duplicate {what} names in {names}")
+        in_sets = {n for group in self.input_sets for n in group}
         for out in self.outputs:
-            if out.when_given is not None and (self.input(out.when_given) is None or self.input(out.when_given).required):
-                raise ValueError(f"output '{out.name}': when_given '{out.when_given}' is not an optional input")
+            if out.when_given is not None and out.when_given not in in_sets:
+                raise ValueError(f"output '{out.name}': when_given '{out.when_given}' is not an input of input_sets")
         for group in self.input_sets:
             for name in group:
                 param = self.input(name)

@@ -88,7 +88,8 @@ def composite(
         refs[key] = ref
     try:
         workflow = parse_workflow({"process": description, "pipeline": [*pipeline, {"result": [str(r) for r in refs.values()]}]})
-        validate_workflow(workflow, registry, {p.name: p.type for p in inputs}, check_available=False)
+        absent = [p.name for p in inputs if not p.required and p.default is None]
+        validate_workflow(workflow, registry, {p.name: p.type for p in inputs}, check_available=False, optional=absent)
     except WorkflowInvalid as exc:
         # a non-image output is fine for a composite; only a workflow's result must be images
         issues = [i for i in exc.issues if i.input != "result" or "lists images or masks only" not in i.reason]

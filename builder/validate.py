@@ -12,7 +12,8 @@ literal in an Image or Mask input is taken as an image reference (URI, path or d
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Collection, Mapping
 
 from bricks import Registry, UnknownTool
 from bricks.spec import IMAGE_TYPES, BrickSpec, Param
@@ -28,12 +29,15 @@ def compatible(source: str, target: str) -> bool:
 
 
 def validate_workflow(
-    workflow: Workflow, registry: Registry, inits: Mapping[str, str], *, check_available: bool = True
+    workflow: Workflow, registry: Registry, inits: Mapping[str, str], *, check_available: bool = True,
+    optional: Collection[str] = (),
 ) -> list[Issue]:
     """Return the warnings, or raise `WorkflowInvalid` listing every error.
 
     `inits` maps each name usable as `init[<name>]` to its type ("Image" or "Mask").
     `check_available=False` checks against the whole catalogue, runnable here or not.
+    `optional`: inits that may be absent when it runs (a composite's optional inputs); a step's
+    input sets must fit for some of them given or not.
     """
     issues: list[Issue] = []
     numbers = [s.number for s in workflow.steps]
@@ -48,7 +52,7 @@ def validate_workflow(
     nulls = _unproduced(workflow.steps, specs)
     for step in workflow.steps:
         if step.number in specs:
-            _check_step(step, specs, inits, cyclic, issues, nulls)
+            _check_step(step, specs, inits, cyclic, issues, nulls, optional)
     for ref in workflow.result:
         kind = _ref_type(ref, None, specs, inits, cyclic, issues, Issue("", None, "result"), nulls)
         if kind is not None and kind not in IMAGE_TYPES:
@@ -76,7 +80,7 @@ def _brick(step: Step, registry: Registry, issues: list[Issue], check_available:
 
 def _check_step(
     step: Step, specs: dict[int, BrickSpec], inits: Mapping[str, str], cyclic: set[int], issues: list[Issue],
-    nulls: Mapping[tuple[int, str], str],
+    nulls: Mapping[tuple[int, str], str], optional: Collection[str],
 ) -> None:
     spec = specs[step.number]
     declared = ", ".join(p.name for p in spec.inputs)
@@ -98,7 +102,9 @@ def _check_step(
             if reason:
                 issues.append(Issue(reason, step.number, param.name))
     given = {k for k, v in step.inputs.items() if v is not None}
-    if problem := spec.input_set_problem(given):
+    maybe = sorted(k for k, v in step.inputs.items() if isinstance(v, Ref) and v.step is None and v.key in optional)
+    ways = (given.difference(drop) for n in range(len(maybe) + 1) for drop in itertools.combinations(maybe, n))
+    if (problem := spec.input_set_problem(given)) and all(spec.input_set_problem(way) for way in ways):
         issues.append(Issue(f"{spec.builder_id}: {problem[1]}", step.number, problem[0]))
     outputs = {o.name for o in spec.outputs}
     for key in step.outputs:

@@ -58,6 +58,9 @@ class ToolDefinition(_Strict):
     description: str
     constraint: str | None = Field(None, description="When the Builder should (not) use it")
     inputs: list[Param] = Field(description="Typed inputs; a composite's steps read them as init[<name>]")
+    input_sets: list[list[str]] | None = Field(
+        None, description="Ways to call it: its optional inputs must be given as exactly one of these sets"
+    )
     outputs: list[Output] | None = Field(None, description="Remote tools only; a composite's come from its steps")
     annotations: Annotations | None = None
     composite: CompositePart | None = None
@@ -138,7 +141,8 @@ class RuntimeTools:
         if definition.outputs is not None:
             raise InvalidInput("a composite's outputs come from its steps: give them in composite.outputs", param="outputs")
         probe = [{"name": "x", "type": "Image", "description": "x"}]
-        self._spec({**self._common(definition), "inputs": [], "outputs": probe})  # names first: cheaper to read
+        names = {k: v for k, v in self._common(definition).items() if k != "input_sets"}
+        self._spec({**names, "inputs": [], "outputs": probe})  # names first: cheaper to read
         assert definition.composite is not None
         return composite(
             self.registry,
@@ -151,7 +155,8 @@ class RuntimeTools:
     @staticmethod
     def _common(definition: ToolDefinition) -> dict[str, Any]:
         return definition.model_dump(
-            include={"name", "builder_id", "description", "kind", "title", "constraint", "annotations"}, exclude_none=True
+            include={"name", "builder_id", "description", "kind", "title", "constraint", "annotations", "input_sets"},
+            exclude_none=True,
         )
 
     def _spec(self, data: dict[str, Any]) -> BrickSpec:

@@ -8,7 +8,7 @@
 - One FLUX Fill base serves every FLUX Fill brick: task LoRAs are loaded once as named
   adapters and switched, never reloading the base. The FLUX pipelines (Fill, Canny, Kontext)
   share one copy of their text encoders (`share_text_encoders`); the budget counts it once,
-  with the pipeline that loaded it.
+  and evicting one pipeline leaves it with the others.
 - GPU work is serialised by one queue (a lock) per device, while CPU bricks keep running.
 - Out of memory: evict everything else, retry once, then fail with a clear error.
 
@@ -21,7 +21,6 @@ import gc
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
-from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from typing import Any
 
@@ -86,10 +85,24 @@ class ModelManager:
             except OSError as exc:  # missing files, no network with HF_HUB_OFFLINE, gated repos
                 raise BrickFailed(key, f"cannot load '{entry.id}': {exc}") from None
             self.loads[key] += 1
-            held = {id(t) for c, _ in self._cache.values() for t in _tensors(c)}
-            self._cache[key] = (component, _nbytes(component, skip=held))  # shared parts count once
+            self._cache[key] = (component, 0)
+            self._recount()
             self._evict_over_budget(keep=key)
             return component
+
+    def _recount(self) -> None:
+        """Each entry's bytes, a tensor shared by several (text encoders) counted once: with the
+        least recently used entry holding it, which is the first to go."""
+        held: set[int] = set()
+        for key, (component, _) in self._cache.items():
+            tensors = [t for m in _modules(component) for t in (*m.parameters(), *m.buffers())]
+            self._cache[key] = (component, sum(t.numel() * t.element_size() for t in tensors if id(t) not in held))
+            held |= {id(t) for t in tensors}
+
+    def usage(self) -> dict[str, int]:
+        """Bytes each loaded component counts against the budget, least recently used first."""
+        with self._lock:
+            return {key: size for key, (_, size) in self._cache.items()}
 
     def shared_components(self, names: tuple[str, ...]) -> dict[str, Any]:
         """The parts `names` of a loaded pipeline that has them all (e.g. its text encoders), or {}."""
@@ -126,9 +139,13 @@ class ModelManager:
             component, _ = self._cache.pop(key)
             if key == "flux_fill":
                 self._adapters.clear()
-            if self.config.runtime.offload:
-                _move(component, "cpu")
+            if self.config.runtime.offload:  # parts another loaded component shares stay where they are
+                in_use = {id(m) for c, _ in self._cache.values() for m in _modules(c)}
+                for module in _modules(component):
+                    if id(module) not in in_use:
+                        module.to("cpu")
             del component
+            self._recount()
         _free()
 
     def run(self, fn: Callable[[], Any], *, what: str) -> Any:
@@ -157,22 +174,16 @@ class ModelManager:
             self.evict(oldest)
 
 
-def _tensors(component: Any) -> Iterator[Any]:
-    """The torch parameters and buffers inside a model, a pipeline or a tuple of them."""
+def _modules(component: Any) -> list[Any]:
+    """The torch modules of a model, a pipeline (its components) or a tuple of them."""
     import torch
 
     parts = component if isinstance(component, tuple | list) else (component,)
+    modules = []
     for part in parts:
-        modules = [m for m in getattr(part, "components", {}).values() if isinstance(m, torch.nn.Module)] or (
-            [part] if isinstance(part, torch.nn.Module) else []
-        )
-        for module in modules:
-            yield from (*module.parameters(), *module.buffers())
-
-
-def _nbytes(component: Any, skip: AbstractSet[int] = frozenset()) -> int:
-    """Bytes of a component's tensors, leaving out those in `skip` (ids of tensors held elsewhere)."""
-    return sum(t.numel() * t.element_size() for t in _tensors(component) if id(t) not in skip)
+        inner = [m for m in getattr(part, "components", {}).values() if isinstance(m, torch.nn.Module)]
+        modules += inner or ([part] if isinstance(part, torch.nn.Module) else [])
+    return modules
 
 
 def _move(component: Any, device: Any) -> None:

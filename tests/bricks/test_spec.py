@@ -87,7 +87,7 @@ OPTIONAL_PAIR = [{"name": n, "type": "Mask", "description": "d", "required": Fal
         ({"inputs": OPTIONAL_PAIR, "input_sets": [["a"], ["a"]]}, "give two or more different sets"),
         ({"outputs": [{"name": "image", "type": "Image", "description": "o", "when_given": "a"}]}, "when_given needs optional: true"),
         ({"outputs": [{"name": "image", "type": "Image", "description": "o", "optional": True, "when_given": "image"}]},
-         "when_given 'image' is not an optional input"),
+         "when_given 'image' is not an input of input_sets"),
     ],
 )
 def test_bad_schema_file_names_its_path_and_reason(tmp_path, change, reason):

@@ -151,3 +151,27 @@ def test_an_optional_image_input_left_out_is_null_for_the_steps(registry: Regist
     args = {"image": registry.store.put(coffee).uri, "region": registry.store.put(top).uri}
     part = registry.store.get(anyio.run(registry.call, name, args)["image"].id)
     np.testing.assert_array_equal(part[20:], coffee[20:])
+
+
+def test_optional_inputs_may_choose_a_steps_input_set(registry: Registry) -> None:
+    """RESIZE takes a mask or an image: a composite may pass either of its own optional inputs,
+    and declare the same choice as its input sets, so a bad call names its own parameter."""
+    inputs = tuple(Param(name=n, type=t, required=False, description=n) for n, t in (("mask", "Mask"), ("image", "Image")))
+    pipeline = [{"step": 1, "model": "RESIZE", "input": {"mask": "init[mask]", "image": "init[image]", "ratio": 0.5},
+                 "output": {"mask": "step1[mask]", "image": "step1[image]"}}]  # fmt: skip
+    for name, sets in (("shrink", ()), ("shrink_either", (("mask",), ("image",)))):
+        spec, runner = composite(registry, name=name, builder_id=name.upper().replace("_", "-"), description="Halve the object.",
+                                 inputs=inputs, pipeline=pipeline, outputs={"image": "step1[image]"}, input_sets=sets)  # fmt: skip
+        registry.add(spec, source="test", runner=runner)
+    cutout = np.zeros((64, 64, 4), np.uint8)
+    cutout[16:48, 16:48] = 255
+    out = anyio.run(registry.call, "shrink_either", {"image": registry.store.put(cutout).uri})
+    assert registry.store.get(out["image"].id)[..., 3].sum() < cutout[..., 3].sum() / 2
+    with pytest.raises(InvalidInput, match="tool 'shrink_either', parameter `mask`: give exactly one of these sets"):
+        anyio.run(registry.call, "shrink_either", {})
+    with pytest.raises(InvalidInput, match="step 1 \\(resize_object\\).*give exactly one of these sets"):
+        anyio.run(registry.call, "shrink", {})  # no sets declared: the step says what is wrong
+    with pytest.raises(WorkflowInvalid, match="RESIZE: give exactly one of these sets"):  # always both: refused
+        composite(registry, name="shrink_both", builder_id="SHRINK-BOTH", description="x", inputs=IMAGE_INPUT,
+                  pipeline=[{**pipeline[0], "input": {"mask": "init[image]", "image": "init[image]", "ratio": 0.5}}],
+                  outputs={"image": "step1[image]"})  # fmt: skip

@@ -54,3 +54,27 @@ def test_flux_pipelines_share_one_copy_of_their_text_encoders(tiny_flux_control,
     assert (kontext.text_encoder_2 is canny.text_encoder_2) is share
     assert (kontext.tokenizer is canny.tokenizer) is share
     assert kontext.transformer is not canny.transformer
+
+
+def test_evicting_one_pipeline_leaves_the_shared_encoders_to_the_other(tiny_flux_control, tmp_path):
+    from bricks.gpu.diffusion import pipeline_loader
+    from bricks.gpu.manager import manager
+
+    control_registry(tiny_flux_control, tmp_path, runtime="offload = true")
+    mgr = manager()
+    canny = mgr.load("flux_canny", pipeline_loader("FluxControlPipeline"))
+    kontext = mgr.load("flux_kontext", pipeline_loader("FluxKontextPipeline"))
+
+    def size(*modules) -> int:
+        return sum(t.numel() * t.element_size() for m in modules for t in (*m.parameters(), *m.buffers()))
+
+    encoders = size(kontext.text_encoder, kontext.text_encoder_2)
+    whole = size(*(m for m in kontext.components.values() if hasattr(m, "parameters")))
+    assert mgr.usage() == {"flux_canny": size(*(m for m in canny.components.values() if hasattr(m, "parameters"))),
+                           "flux_kontext": whole - encoders}  # fmt: skip
+    moved = []
+    for module in (canny.transformer, canny.text_encoder_2):
+        module.to = lambda *a, module=module, **k: moved.append(module) or module  # record the offload
+    mgr.evict("flux_canny")
+    assert moved == [canny.transformer]  # the shared T5 stays where Kontext uses it
+    assert mgr.usage() == {"flux_kontext": whole}
