@@ -1,8 +1,9 @@
 """Model-level editing bricks: schemas, the registry that runs them, and the image store."""
 
+from .brick import Brick
 from .context import BrickContext
 from .errors import BrickFailed, InvalidInput, LegoEditError, SchemaError, UnknownTool
-from .registry import Brick, Registry
+from .registry import Registry
 from .settings import Settings
 from .spec import BrickSpec
 from .store import ImageStore, StoredImage

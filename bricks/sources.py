@@ -87,6 +87,8 @@ class _Tracked:
 
 
 class SchemaDir(_Tracked):
+    """One `--schemas` directory: its `*.json` schemas and the `*.py` modules beside them."""
+
     def __init__(self, path: Path):
         super().__init__()
         self.path = Path(path)
