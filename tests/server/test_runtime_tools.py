@@ -1,8 +1,11 @@
 """Tools added while a client stays connected: by schema file, by plugin entry point and by
 register_tool; each is announced, listed, callable and usable in workflows at once."""
 
+import contextlib
 import json
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -233,3 +236,47 @@ async def test_unreadable_saved_tools_are_reported_and_skipped(settings):
     assert "color_pop" in server.registry
     problems = server.runtime_tools.restore()  # a second restore: all three files, color_pop now a clash
     assert {Path(p).name for p in problems} == {"color_pop.json", "latin1.json", "half.json"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", MODES)
+async def test_http_clients_are_told_of_a_new_brick(settings, mode, tmp_path):
+    """An agent framework on streamable HTTP hears of a file dropped into a watched directory."""
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.types import ToolListChangedNotification
+
+    from tests.server.test_transports import free_port, server_args, wait_for_port
+
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    port = free_port()
+    args = server_args(settings, "--transport", "http", "--port", str(port), "--schemas", str(plugins), "--watch-interval", str(WATCH))
+    proc = subprocess.Popen([sys.executable, *args], env={**os.environ, "LEGO_EDIT_TOKEN": "t0ken"})
+    try:
+        wait_for_port(proc, port)
+        told = anyio.Event()
+
+        async def on_message(message) -> None:
+            if isinstance(message, ToolListChangedNotification):
+                told.set()
+
+        async with httpx2.AsyncClient(headers={"Authorization": "Bearer t0ken"}, timeout=60) as http:
+            transport = streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)
+            async with Client(transport, mode=mode, message_handler=on_message) as client:
+                assert "vignette" not in await names(client)
+                async with contextlib.AsyncExitStack() as stack:
+                    if mode != "legacy":
+                        events = await stack.enter_async_context(client.listen(tools_list_changed=True))
+                    shutil.copy(EXAMPLES / "schemas" / "vignette.py", plugins)
+                    shutil.copy(EXAMPLES / "schemas" / "vignette.json", plugins)
+                    with anyio.fail_after(10):
+                        if mode == "legacy":
+                            await told.wait()
+                        else:
+                            async for _ in events:
+                                break
+                assert "vignette" in await names(client)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from contextlib import asynccontextmanager
 
 import httpx2
@@ -89,6 +90,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_port(proc: subprocess.Popen, port: int, log: Path | None = None) -> None:
+    """Until the server process listens on `port` (its log, if any, explains an early exit)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            assert proc.poll() is None, log.read_text() if log else f"exit {proc.returncode}"
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
 @pytest.fixture
 def http_server(settings, tmp_path):
     port = free_port()
@@ -97,14 +111,7 @@ def http_server(settings, tmp_path):
     log = tmp_path / "server.log"
     with log.open("w") as stderr:
         proc = subprocess.Popen([sys.executable, *args], env=env, stderr=stderr)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            assert proc.poll() is None, log.read_text()
-            time.sleep(0.1)
+    wait_for_port(proc, port, log)
     yield f"http://127.0.0.1:{port}/mcp"
     proc.terminate()
     proc.wait(timeout=10)
