@@ -8,8 +8,8 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx2
 import numpy as np
