@@ -67,7 +67,6 @@ class ToolDefinition(_Strict):
     remote: RemotePart | None = None
 
 
-
 class RuntimeTools:
     def __init__(self, registry: Registry, state_dir: Path, remote_servers: tuple[str, ...] = ()):
         self.registry = registry
