@@ -7,11 +7,12 @@ references, runs the brick in a worker thread, checks its outputs and stores the
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib.resources
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,8 @@ from .gpu.manager import configure as configure_models
 from .images import as_image, as_mask, binary
 from .refs import load_reference
 from .settings import Settings
-from .sources import Sources
-from .spec import IMAGE_TYPES, BrickSpec, load_spec
+from .sources import SchemaDir, Sources
+from .spec import IMAGE_TYPES, BrickSpec
 from .store import ImageStore, StoredImage
 
 log = logging.getLogger(__name__)
@@ -66,21 +67,15 @@ class Registry:
         return registry
 
     # -- loading -----------------------------------------------------------------
-    def load_builtin(self) -> list[BrickSpec]:
+    def load_builtin(self) -> None:
         root = importlib.resources.files("schemas")
         with importlib.resources.as_file(root) as path:
-            return self.load_dir(Path(path))
+            self.load_dir(Path(path))
 
-    def load_dir(self, directory: Path) -> list[BrickSpec]:
-        """Add every `*.json` schema in `directory`; the first bad file raises `SchemaError`."""
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise SchemaError(str(directory), "schema directory does not exist")
-        paths = sorted(directory.glob("*.json"))
-        specs = [load_spec(path) for path in paths]  # all files valid before any is added
-        for spec, path in zip(specs, paths, strict=True):
-            self.add(spec, source=str(path))
-        return specs
+    def load_dir(self, directory: Path) -> None:
+        """Add every `*.json` schema in `directory` once, unwatched; a bad file or a taken name
+        raises `SchemaError` and adds nothing."""
+        SchemaDir(directory).sync(self, strict=True)
 
     def add(self, spec: BrickSpec, *, source: str, runner: Runner | None = None, module_dir: Path | None = None) -> Brick:
         """Register a brick; a name or builder id already taken raises `SchemaError`."""
@@ -191,35 +186,17 @@ class Registry:
     async def _run_runner(
         self, brick: Brick, runner: Runner, args: Mapping[str, Any] | None, on_progress: ProgressCallback | None
     ) -> dict[str, Any]:
-        try:
-            checked = _checked_args(brick, args)
-            raw = await runner(self, checked, on_progress)
-        except InvalidInput as exc:
-            raise exc.located(brick=brick.name) from None
-        except BrickFailed:
-            raise
-        except Exception as exc:
-            log.exception("%s tool %s failed", runner.kind, brick.name)
-            raise BrickFailed(brick.name, f"{type(exc).__name__}: {exc}") from exc
-        try:
-            return await anyio.to_thread.run_sync(self._store_outputs, brick, raw)
-        except (TypeError, ValueError) as exc:  # e.g. a remote tool's "abc" for a Float output
-            raise BrickFailed(brick.name, f"returned a bad output: {exc}") from None
+        with _brick_errors(brick.name):
+            raw = await runner(self, _checked_args(brick, args), on_progress)
+        return await anyio.to_thread.run_sync(self._store_outputs, brick, raw)
 
     def _run(self, brick: Brick, backend: str, args: Mapping[str, Any] | None, ctx: BrickContext) -> dict[str, Any]:
-        try:
+        with _brick_errors(brick.name):
             inputs = self._prepare(brick, args)
             fn, wants_ctx = brick.impl(backend)
             if wants_ctx:
                 inputs["ctx"] = ctx
             raw = fn(**inputs)
-        except InvalidInput as exc:
-            raise exc.located(brick=brick.name) from None
-        except BrickFailed:
-            raise
-        except Exception as exc:  # cancellation is a BaseException and passes through
-            log.exception("brick %s failed", brick.name)
-            raise BrickFailed(brick.name, f"{type(exc).__name__}: {exc}") from exc
         return self._store_outputs(brick, raw)
 
     def _prepare(self, brick: Brick, args: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -268,6 +245,21 @@ class Registry:
                 continue
             result[name] = _check_output(brick.name, out.type, name, value, self.store, self.settings.max_pixels)
         return result
+
+
+@contextlib.contextmanager
+def _brick_errors(name: str) -> Iterator[None]:
+    """Caller-fixable errors get the tool's name; anything unexpected becomes `BrickFailed`
+    (cancellation is a BaseException and passes through)."""
+    try:
+        yield
+    except InvalidInput as exc:
+        raise exc.located(brick=name) from None
+    except BrickFailed:
+        raise
+    except Exception as exc:
+        log.exception("tool %s failed", name)
+        raise BrickFailed(name, f"{type(exc).__name__}: {exc}") from exc
 
 
 def _checked_args(brick: Brick, args: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -333,7 +325,10 @@ def _check_output(brick: str, kind: str, name: str, value: Any, store: ImageStor
         stored: StoredImage = store.put(value)
         return stored
     if kind == "Float":
-        return float(value)
+        try:
+            return float(value)
+        except (TypeError, ValueError):  # e.g. a remote tool's "abc"
+            raise BrickFailed(brick, f"output '{name}' is {value!r}, not a number") from None
     return str(value)
 
 

@@ -130,12 +130,12 @@ class EntryPoints(_Tracked):
 
     def sync(self, registry: Registry, *, strict: bool = False) -> Changes:
         """Installed plugins are never strict: a broken one is reported, never fatal."""
-        importlib.invalidate_caches()  # a package installed since the last scan must be importable
-        points = importlib.metadata.entry_points(group=self.group)
+        points = importlib.metadata.entry_points(group=self.group)  # reads the dist-info folders afresh
         seen = frozenset((ep.name, ep.value, getattr(ep.dist, "version", "") or "") for ep in points)
         if seen == self._seen and not self.problems:  # a broken plugin is retried until it loads
             return Changes()
         self._seen = seen
+        importlib.invalidate_caches()  # a package installed since the last scan must be importable
         wanted, failed = {}, {}
         for ep in sorted(points, key=lambda e: e.name):
             key = f"entry point {ep.name} = {ep.value}"

@@ -42,6 +42,9 @@ def run(image, mask, amount, mode, steps):
 
 def broken(image, mask, amount, mode, steps):
     raise ZeroDivisionError("boom")
+
+def wordy(image, mask, amount, mode, steps):
+    return {"image": image, "score": "high"}
 """
 
 
@@ -136,6 +139,18 @@ def test_a_crashing_brick_is_reported_without_traceback(demo, tmp_path):
     uri = registry.store.put(photo("astronaut")[:8, :8]).uri
     with pytest.raises(BrickFailed, match="tool 'broken' failed: ZeroDivisionError: boom"):
         call(registry, "broken", {"image": uri})
+
+
+def test_an_output_of_the_wrong_type_is_a_brick_failure(demo, tmp_path):
+    registry, _ = demo
+    outputs = [*DEMO_SCHEMA["outputs"][:1], {"name": "score", "type": "Float", "description": "s"}]
+    schema = {**DEMO_SCHEMA, "name": "wordy", "builder_id": "WORDY", "outputs": outputs, "backends": {"cpu": "demo_tint:wordy"}}
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "wordy.json").write_text(json.dumps(schema))
+    registry.load_dir(tmp_path / "w")
+    uri = registry.store.put(photo("astronaut")[:8, :8]).uri
+    with pytest.raises(BrickFailed, match="tool 'wordy' failed: output 'score' is 'high', not a number"):
+        call(registry, "wordy", {"image": uri})
 
 
 def test_missing_implementation(demo, tmp_path):
