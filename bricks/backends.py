@@ -15,6 +15,7 @@ import platform
 import sys
 from pathlib import Path
 
+from .cpu import weights
 from .spec import BrickSpec
 
 
@@ -56,7 +57,7 @@ def unavailable_reason(
     if not _installed(module, module_dir):
         return f"its implementation '{module}' is not installed"
     if backend == "cpu":
-        return None
+        return weights.unavailable_reason(spec.weights)
     if preference == "cpu":
         return "the CPU backend is forced (backend=cpu)"
     models = model_config.required(spec.models)

@@ -23,6 +23,7 @@ import numpy as np
 
 from . import backends
 from .brick import Brick, Runner
+from .cpu import weights
 from .context import BrickContext, ProgressCallback, WorkerContext
 from .errors import BrickFailed, InvalidInput, SchemaError, UnknownTool
 from .gpu.config import ModelConfig
@@ -45,6 +46,7 @@ class Registry:
             settings.builder_model, settings.builder_subfolder
         )
         configure_models(self.model_config)
+        weights.use_dir(settings.models_dir)
         # (name -> brick, builder id -> name): replaced whole, never mutated, so readers on any
         # thread see one consistent pair; writers (the event loop, the watcher's thread) lock.
         self._lock = threading.Lock()

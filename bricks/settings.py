@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .cpu.weights import default_models_dir
+
 
 def _default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -48,6 +50,8 @@ class Settings:
     (in LEGO_EDIT_REMOTE_SERVERS, separated by ';')."""
     backend: str = "auto"
     """'auto' picks the first backend a brick lists that can run here; 'cpu' forces CPU backends."""
+    models_dir: Path = field(default_factory=default_models_dir)
+    """Trained weights of the CPU bricks, put there by `lego-edit-mcp fetch-models`."""
     models_file: Path | None = None
     """A TOML file overriding the GPU bricks' model configuration (see bricks/gpu/models.toml)."""
     device: str | None = None

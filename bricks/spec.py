@@ -117,6 +117,9 @@ class BrickSpec(_Strict):
         "these sets (e.g. two masks or two images); inputs named in no set are free",
     )
     models: tuple[str, ...] = Field((), description="keys of the model configuration the gpu backend loads")
+    weights: tuple[str, ...] = Field(
+        (), description="bundles of trained weights the cpu backend loads (keys of bricks/cpu/weights.py)"
+    )
     annotations: Annotations | None = None
 
     @model_validator(mode="after")

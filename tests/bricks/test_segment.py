@@ -1,35 +1,75 @@
+import json
+from pathlib import Path
+
 import anyio
 import cv2
 import numpy as np
 import pytest
 
-from bricks import InvalidInput
+from bricks import InvalidInput, Registry
 from bricks.cpu.segment import ITERATIONS
 from tests.conftest import photo
+
+
+LABELS = json.loads((Path(__file__).parent / "data" / "subject_labels.json").read_text())
+
+
+def _label(name: str, shape: tuple[int, int]) -> np.ndarray:
+    """The subject as outlined by hand (tests/bricks/data/subject_labels.json)."""
+    mask = np.zeros(shape, np.uint8)
+    for shape_ in LABELS[name]:
+        if "polygon" in shape_:
+            cv2.fillPoly(mask, [np.array(shape_["polygon"], np.int32)], 255)
+        else:
+            cx, cy, ax, ay, angle = shape_["ellipse"]
+            cv2.ellipse(mask, (cx, cy), (ax, ay), angle, 0, 360, 255, -1)
+    return mask > 0
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])
+def test_salient_object_matches_the_hand_drawn_outline(run, name):
+    image = photo(name)
+    mask = run("SOS", image=image)["mask"] > 0
+    truth = _label(name, mask.shape)
+    assert (mask & truth).sum() / (mask | truth).sum() > 0.88
+
+
+def test_the_cats_ears_and_body_belong_to_the_cat(run):
+    mask = run("SOS", image=photo("chelsea"))["mask"] > 0
+    assert mask[5:25, 60:90].mean() > 0.9  # left ear
+    assert mask[5:25, 330:370].mean() > 0.9  # right ear
+    assert mask[250:300, 20:120].mean() > 0.8  # chest, at the frame's lower edge
+    assert mask[20:80, 0:20].mean() < 0.1  # the background top left
+    assert mask[200:300, 380:].mean() < 0.1  # and bottom right
+
+
+def test_the_cut_out_has_soft_edges_and_the_pixels_unchanged(run):
+    image = photo("chelsea")
+    out = run("SOS", image=image)
+    mask, alpha = out["mask"] > 0, out["image"][..., 3]
+    assert np.array_equal(out["image"][..., :3], image)
+    edge = cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_GRADIENT, np.ones((5, 5), np.uint8)) > 0
+    soft = (alpha > 10) & (alpha < 245)
+    assert soft[edge].mean() > 0.3  # along the outline the alpha fades
+    assert not soft[~cv2.dilate(edge.view(np.uint8), np.ones((41, 41), np.uint8)).astype(bool)].any()  # and nowhere else
+    assert (alpha[mask] > 127).mean() > 0.98 and (alpha[~mask] <= 127).mean() > 0.98
 
 
 def _cat():
     return photo("chelsea")[::2, ::2].copy()  # 150 x 226, the cat's face fills the middle
 
 
-def test_salient_object_is_the_cat(run):
-    image = _cat()
-    out = run("SOS", image=image)
-    mask = out["mask"] > 0
-    h, w = mask.shape
-    assert 0.1 < mask.mean() < 0.7  # an object, not the whole picture
-    assert mask[int(h * 0.4) : int(h * 0.6), int(w * 0.4) : int(w * 0.6)].mean() > 0.8  # the cat's nose and muzzle
-    border = np.concatenate([mask[0], mask[-1], mask[:, 0], mask[:, -1]])
-    assert not border.any()
-    preview = out["image"]
-    assert preview.shape == (h, w, 4)
-    assert np.array_equal(preview[..., :3], image)
-    assert np.array_equal(preview[..., 3], out["mask"])
-
-
 def test_salient_object_of_a_tiny_image_is_refused(run):
     with pytest.raises(InvalidInput, match="`image`.*too small"):
         run("segment_salient", image=_cat()[:10, :10])
+
+
+def test_without_its_model_file_the_brick_is_unavailable_and_says_how_to_fetch_it(settings, tmp_path):
+    registry = Registry.from_settings(settings.with_(models_dir=tmp_path / "empty"))
+    backend, why = registry.backend_for(registry.get("SOS"))
+    assert backend is None
+    assert "u2netp" in why and "fetch-models" in why
+    assert "segment_salient" not in {b.name for b in registry.available()}
 
 
 def _coffee():
@@ -62,7 +102,7 @@ def test_a_loose_box_shrinks_to_the_cup(run):
     assert 0.5 < mask.sum() / (rough > 0).sum() < 0.9
     assert mask[COFFEE].mean() > 0.95
     assert not mask[90:100, 75:90].any()  # the dark table in the box's corner
-    assert np.array_equal(out["image"][..., 3], out["mask"])
+    assert ((out["image"][..., 3] > 127) == mask).mean() > 0.98  # the soft alpha agrees with the mask
     assert np.array_equal(out["image"][..., :3], image)
 
 
@@ -85,10 +125,11 @@ def test_a_blob_missing_part_of_the_cup_grows_within_its_box(run):
     assert mask[COFFEE].mean() > 0.95
 
 
-def test_a_rough_mask_over_the_whole_image_falls_back_to_the_centre(run):
+def test_a_rough_mask_over_the_whole_image_gives_the_main_subject(run):
     image = _cat()
     mask = run("MASK-SEG", image=image, mask=np.full(image.shape[:2], 255, np.uint8))["mask"] > 0
-    assert 0.1 < mask.mean() < 0.7
+    truth = _label("chelsea", (300, 451))[::2, ::2]
+    assert (mask & truth).sum() / (mask | truth).sum() > 0.85
 
 
 def test_empty_rough_mask_is_refused(run):
@@ -98,27 +139,28 @@ def test_empty_rough_mask_is_refused(run):
 
 
 @pytest.mark.anyio
-async def test_grabcut_reports_progress_and_stops_when_cancelled(registry):
-    image = registry.store.put(_cat()).uri
+async def test_segmentation_reports_progress_and_stops_when_cancelled(registry):
+    image = registry.store.put(photo("chelsea")).uri
     reports = []
     with anyio.CancelScope() as scope:
 
         async def on_progress(done, total, message):
             reports.append((done, total, message))
-            scope.cancel()
+            if done == 1:
+                scope.cancel()
 
         await registry.call("SOS", {"image": image}, on_progress=on_progress)
     assert scope.cancelled_caught
-    assert reports == [(1, ITERATIONS, f"GrabCut iteration 1 of {ITERATIONS}")]
+    assert reports == [(0, ITERATIONS + 1, "salient-object network"), (1, ITERATIONS + 1, "GrabCut on the pixels the network is unsure of")]
 
 
 @pytest.mark.anyio
-async def test_grabcut_reports_every_iteration(registry):
-    image = registry.store.put(_cat()).uri
+async def test_segmentation_reports_every_step(registry):
+    image = registry.store.put(photo("chelsea")).uri
     reports = []
 
     async def on_progress(done, total, message):
         reports.append(done)
 
     await registry.call("SOS", {"image": image}, on_progress=on_progress)
-    assert reports == list(range(1, ITERATIONS + 1))
+    assert reports == list(range(0, ITERATIONS + 2))

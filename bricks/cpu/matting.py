@@ -1,0 +1,69 @@
+"""Soft edges for binary masks: a colour guided filter (He, Sun and Tang, 2010) along the boundary.
+
+Masks stay binary everywhere in the project; whoever composites (a cut-out's alpha, a new
+background, a pasted object) turns the mask into an alpha here. The filter follows the image's
+own edges, so the alpha is 1/2 where the image changes from subject to background, fades
+across fur and hair strands instead of cutting them, and is exactly the mask away from the
+boundary. It runs on a copy of at most `WORK_SIDE` px ("fast guided filter") and its linear
+coefficients are upsampled, so a large photo costs little more than a small one.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+WORK_SIDE = 1024
+RADIUS = 0.012  # window radius, share of the long side of the working copy
+EPS = 1e-3  # regularisation: smaller follows the image's edges more closely
+
+
+def soft_alpha(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """float32 alpha in [0, 1], the size of `mask`: 1 inside the object, 0 outside, soft at its edge."""
+    selected = mask > 127
+    if not selected.any() or selected.all():
+        return selected.astype(np.float32)
+    h, w = selected.shape
+    scale = min(1.0, WORK_SIDE / max(h, w))
+    small = (max(1, round(w * scale)), max(1, round(h * scale)))
+    guide = cv2.resize(image[..., :3], small, interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    target = cv2.resize(selected.astype(np.float32), small, interpolation=cv2.INTER_AREA)
+    radius = max(2, round(RADIUS * max(small)))
+    a, b = _coefficients(guide, target, radius)
+    a = cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)
+    b = cv2.resize(b, (w, h), interpolation=cv2.INTER_LINEAR)
+    full = image[..., :3].astype(np.float32) / 255
+    alpha = np.clip(np.einsum("hwc,hwc->hw", a, full) + b, 0, 1)
+    # Away from the boundary the mask is certain: keep it exactly.
+    band = max(2, round(2 * radius / scale))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
+    inside = cv2.erode(selected.view(np.uint8), kernel).astype(bool)
+    outside = ~cv2.dilate(selected.view(np.uint8), kernel).astype(bool)
+    alpha[inside] = 1
+    alpha[outside] = 0
+    return alpha
+
+
+def _coefficients(guide: np.ndarray, target: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel linear model target ≈ a · guide + b over each window, averaged (the colour guided filter)."""
+    size = (2 * radius + 1, 2 * radius + 1)
+
+    def mean(x: np.ndarray) -> np.ndarray:
+        return cv2.boxFilter(x, -1, size, borderType=cv2.BORDER_REFLECT)
+
+    mean_i = mean(guide)
+    mean_p = mean(target)
+    cov_ip = mean(guide * target[..., None]) - mean_i * mean_p[..., None]
+    outer = guide[..., :, None] * guide[..., None, :]
+    var = mean(outer.reshape(*guide.shape[:2], 9)).reshape(*guide.shape[:2], 3, 3)
+    var -= mean_i[..., :, None] * mean_i[..., None, :]
+    var += EPS * np.eye(3, dtype=np.float32)
+    a = np.linalg.solve(var, cov_ip[..., None])[..., 0]
+    b = mean_p - np.einsum("hwc,hwc->hw", a, mean_i)
+    return mean(a), mean(b)
+
+
+def cut_out(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """RGBA: the image with the mask's soft alpha."""
+    alpha = np.rint(soft_alpha(image, mask) * 255).astype(np.uint8)
+    return np.dstack([image[..., :3], alpha])
