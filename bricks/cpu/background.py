@@ -2,8 +2,9 @@
 
 Upstream paints a new scene from the prompt, guided by the subject's edges, and pastes
 the subject back. Without a model the background can become a plain colour named in the
-prompt, or a blur of itself when the prompt asks for one. The subject (mask 0) is never
-touched; only the background's first pixels next to it are softened into the old ones.
+prompt, or a blur of itself when the prompt asks for one. The new background comes in through
+a soft alpha that follows the image's own edges (`matting.soft_alpha`), so the subject keeps
+its fur and hair against it without a jagged rim; away from its outline the subject is untouched.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import numpy as np
 
 from ..errors import InvalidInput
 from .colors import HINT, find_color
+from .matting import soft_alpha
 
 _BLUR_WORDS = re.compile(r"\b(blur\w*|bokeh|out[\s-]+of[\s-]+focus|defocus\w*|depth[\s-]+of[\s-]+field)\b")
 BLUR_SIGMA = 0.02  # share of the long side
-FEATHER_SIGMA = 1.5  # px
 
 
 def change_background(image: np.ndarray, mask: np.ndarray, prompt: str) -> dict[str, np.ndarray]:
@@ -39,11 +40,9 @@ def change_background(image: np.ndarray, mask: np.ndarray, prompt: str) -> dict[
             "can only fill the background with a colour or blur it, described scenes need the GPU backend",
             param="prompt",
         )
-    # Weight of the new background: 1 far from the subject, about 1/2 at the pixels touching it, 0 on it.
-    weight = np.where(background, cv2.GaussianBlur(background.astype(np.float32), (0, 0), FEATHER_SIGMA), 0)
-    blended = rgb * (1 - weight[..., None]) + new * weight[..., None]
+    weight = soft_alpha(rgb, mask)[..., None]  # 1 in the background, 0 on the subject, soft between
     out = image.copy()
-    out[..., :3] = np.where(background[..., None], np.rint(blended), rgb).astype(np.uint8)
+    out[..., :3] = np.rint(rgb * (1 - weight) + new * weight).astype(np.uint8)
     return {"image": out}
 
 

@@ -20,7 +20,7 @@ from .matting import cut_out
 from .salient import saliency
 
 WORK_SIDE = 320  # px on the long side for GrabCut, whose cost grows quickly with size
-ITERATIONS = 4
+ITERATIONS = 3
 UNSURE, SURE = 0.002, 0.9  # the network's probabilities between which GrabCut decides
 FAR = 0.15  # share of the long side beyond which the network's background is taken as sure
 SEED_BACKGROUND = 0.05  # and below this probability

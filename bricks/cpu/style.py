@@ -52,8 +52,64 @@ def _cartoon(rgb: np.ndarray) -> np.ndarray:
     return np.where(lines[..., None] > 0, flat, 0).astype(np.uint8)
 
 
+WATERCOLOUR_SEED = 0  # the paper and the flow of the pigment: the same image always gets the same painting
+_WASH_SIDE = 384  # washes are found on a copy this size: larger images get the same shapes, only smoother
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
 def _watercolour(rgb: np.ndarray) -> np.ndarray:
-    return cv2.stylization(np.ascontiguousarray(rgb), sigma_s=60, sigma_r=0.45)
+    """Soft washes of lighter, paler pigment on textured paper.
+
+    Mean-shift regions of a small copy are the washes; enlarged, pushed by a smooth random flow
+    and blurred, they bleed a little into each other. The pigment is thinned (lighter and less
+    saturated, in Lab; the palest tints become bare paper), then its density d rises where it
+    pools: on the darker side of every wash border (wet edges, in the wash's own colour), in
+    granulation at two scales and in a slow unevenness of the wash. Density darkens a colour C by
+    (C - C²)(d - 1) (Bousseau et al. 2006): bare paper stays white, and with d - 1 at most 0.8
+    the darkest pigment stays above luminance 30, far from black.
+    """
+    h, w = rgb.shape[:2]
+    unit = max(0.5, max(h, w) / 512)  # the pixel size the effect is tuned on
+    rng = np.random.default_rng(WATERCOLOUR_SEED)
+    scale = min(1.0, _WASH_SIDE / max(h, w))
+    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    small = cv2.bilateralFilter(small, 7, 30, 3)
+    washes = cv2.addWeighted(cv2.pyrMeanShiftFiltering(small, 7, 28), 0.85, small, 0.15, 0)
+    colour = cv2.resize(washes, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255
+
+    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    flow_x, flow_y = (_smooth_noise((h, w), 12 * unit, rng) * 2.5 * unit for _ in range(2))
+    colour = cv2.remap(colour, grid_x + flow_x, grid_y + flow_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    colour = cv2.GaussianBlur(colour, (0, 0), 1.2 * unit)
+
+    lab = cv2.cvtColor(colour, cv2.COLOR_RGB2LAB)  # float: L in 0..100
+    darkness = 1 - lab[..., 0] / 100
+    thinned = np.clip((0.72 * darkness - 0.12) / 0.88, 0, 1)  # thinner pigment; the palest tints are bare paper
+    lab[..., 0] = 100 * (1 - thinned)
+    lab[..., 1:] *= (0.8 * np.minimum(1, thinned / 0.1))[..., None]  # less saturated, fading out on bare paper
+    colour = np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), 0, 1)
+
+    luminance = colour @ _LUMA
+    wet_edges = np.clip((cv2.GaussianBlur(luminance, (0, 0), 3 * unit) - luminance) / 0.08, 0, 1)
+    paper = _smooth_noise((h, w), max(1.0, 1.2 * unit), rng)  # finer than a pixel would be mere noise
+    granulation = _smooth_noise((h, w), 4 * unit, rng)
+    unevenness = _smooth_noise((h, w), 24 * unit, rng)
+    density = np.clip(1.2 * wet_edges + 0.08 * paper + 0.12 * granulation + 0.25 * unevenness, -0.6, 0.8)  # d - 1
+    colour -= (colour - colour * colour) * density[..., None]
+    colour *= (1 - 0.0125 * (1 + np.tanh(paper)))[..., None]  # the paper's grain shows even where it is bare
+    return np.clip(colour * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _smooth_noise(shape: tuple[int, int], sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise blurred by `sigma` pixels and scaled back to unit deviation; wide blurs are
+    drawn on a coarser grid and enlarged, which looks the same and costs far less."""
+    step = max(1, int(sigma // 2))
+    coarse = (max(1, -(-shape[0] // step)), max(1, -(-shape[1] // step)))
+    noise = cv2.GaussianBlur(rng.standard_normal(coarse, dtype=np.float32), (0, 0), sigma / step)
+    if step > 1:
+        noise = cv2.resize(noise, shape[::-1], interpolation=cv2.INTER_CUBIC)
+    deviation = noise.std()
+    return noise / deviation if deviation > 0 else noise * 0  # a single pixel has no texture
 
 
 STYLES: dict[str, tuple[Callable[[np.ndarray], np.ndarray], tuple[str, ...]]] = {

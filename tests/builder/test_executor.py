@@ -86,4 +86,4 @@ async def test_cancelling_stops_the_running_step(registry):
 
         await run_workflow(registry, wf, registry.store.put(photo("chelsea")).uri, on_progress=progress)
     assert scope.cancelled_caught
-    assert reports == ["step 1 segment_salient: GrabCut iteration 1 of 5"]  # stopped at the next check
+    assert reports == ["step 1 segment_salient: salient-object network"]  # stopped at the next check
