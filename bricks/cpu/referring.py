@@ -52,8 +52,10 @@ def segment_by_text(image: np.ndarray, prompt: str, ctx: BrickContext) -> dict[s
         )
     if kind == "subject":
         return segment_salient(image, ctx)
-    mask = people.face_mask(image) if kind == "face" else people.person_mask(image)
+    mask = people.person_mask(image) > 0
+    if kind == "face":  # the face's ellipse, less what lies off the person (background beside the ears)
+        mask &= people.face_mask(image) > 0
     if not mask.any():
         raise InvalidInput(f"no {kind} was found in the image for '{prompt}': {MASK_HINT}", param="prompt")
-    mask = binary(mask > 127)
+    mask = binary(mask)
     return {"mask": mask, "image": cut_out(image, mask)}

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 from ..errors import InvalidInput
+from .matting import soft_alpha
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 _WARMTH_GAIN = 0.2  # warmth 1 multiplies red by 1.2 and blue by 0.8
@@ -33,7 +34,8 @@ def adjust(
 ) -> dict[str, np.ndarray]:
     """Apply, in photo-editor order, white balance, brightness, contrast, gamma, saturation and
     sharpness; neutral values are skipped, so all-neutral gives back the identical pixels.
-    With a mask, pixels outside it are left exactly as they were."""
+    With a mask, pixels outside it are left exactly as they were, and the change fades in along
+    the mask's inner edge (following the image's own edges), so a masked face or sky has no seam."""
     region = None if mask is None else mask > 127
     if region is not None and not region.any():
         raise InvalidInput("is empty (no foreground pixel): nothing to adjust", param="mask")
@@ -55,7 +57,8 @@ def adjust(
         x += sharpness * (x - cv2.GaussianBlur(x, (0, 0), sigma))
     out = np.clip(np.rint(x), 0, 255).astype(np.uint8)
     if region is not None:
-        out = np.where(region[..., None], out, original)
+        weight = np.clip(2 * soft_alpha(original, mask) - 1, 0, 1)[..., None] * region[..., None]
+        out = np.rint(original + (out.astype(np.float32) - original) * weight).astype(np.uint8)
     return {"image": _with_alpha(image, out)}
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from bricks import InvalidInput, Registry
+from bricks.cpu import weights
 from bricks.cpu.segment import ITERATIONS
 from tests.conftest import photo
 
@@ -64,7 +65,8 @@ def test_salient_object_of_a_tiny_image_is_refused(run):
         run("segment_salient", image=_cat()[:10, :10])
 
 
-def test_without_its_model_file_the_brick_is_unavailable_and_says_how_to_fetch_it(settings, tmp_path):
+def test_without_its_model_file_the_brick_is_unavailable_and_says_how_to_fetch_it(settings, tmp_path, monkeypatch):
+    monkeypatch.setattr(weights, "_models_dir", weights._models_dir)  # restored afterwards: the directory is process-wide
     registry = Registry.from_settings(settings.with_(models_dir=tmp_path / "empty"))
     backend, why = registry.backend_for(registry.get("SOS"))
     assert backend is None

@@ -115,3 +115,16 @@ def test_adjust_is_fast_on_a_megapixel_photo():
     start = time.perf_counter()
     adjust(image=image, mask=None, **settings)
     assert time.perf_counter() - start < 1.0  # about 0.1 s here; generous for a busy machine
+
+
+def test_a_masked_adjustment_fades_in_along_the_masks_inner_edge(run):
+    image = photo("astronaut")
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.ellipse(mask, (225, 125), (55, 70), 0, 0, 360, 255, -1)  # her face
+    out = run("ADJUST", image=image, mask=mask, brightness=0.2)["image"].astype(int)
+    change = (out - image).mean(axis=2)
+    assert np.array_equal(out[mask == 0], image[mask == 0])  # outside: exactly as it was
+    inner = cv2.erode(mask, np.ones((25, 25), np.uint8)) > 0
+    assert change[inner].mean() > 0.9 * 0.2 * 255  # well inside: the whole change
+    rim = (mask > 0) & ~(cv2.erode(mask, np.ones((3, 3), np.uint8)) > 0)
+    assert change[rim].mean() < 0.5 * change[inner].mean()  # at the edge: faded, no seam

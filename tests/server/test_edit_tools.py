@@ -27,8 +27,8 @@ async def test_lego_edit_with_the_rules_planner(server, photo_file, mode):
         result = await client.call_tool("lego_edit", {"image": str(photo_file), "instruction": "make it black and white"})
         assert not result.is_error, result.content
         out = result.structured_content
-        assert [s["model"] for s in out["workflow"]["pipeline"][:-1]] == ["CMI-PRED", "FLUX-STYLE"]
-        assert "grey style" in out["reasoning"] and set(out["timings"]) >= {"total", "step2 stylize"}
+        assert [s["model"] for s in out["workflow"]["pipeline"][:-1]] == ["ADJUST"]
+        assert "saturation -1.00" in out["reasoning"] and set(out["timings"]) >= {"total", "step1 adjust"}
         assert out["attempts"][0]["planner"] == "rules" and out["attempts"][0]["error"] is None
         grey = png(await client.read_resource(out["results"][0]["uri"]))
     assert grey.shape == (300, 451, 3) and (grey.max(axis=2).astype(int) - grey.min(axis=2) <= 1).all()
@@ -70,7 +70,8 @@ async def test_resources_schema_and_prompt(server, mode):
         prompt = (await client.read_resource("lego://builder/prompt")).contents[0].text
     assert "PREDICT models:" in prompt and ".CMI-PRED (" in prompt
     assert "Input: {Image[image], Mask[mask], Float[brightness]" in prompt  # ADJUST's line
-    assert "RES (" not in prompt  # unavailable bricks are not offered to the planner
+    assert "RES (" in prompt  # its CPU backend finds people, faces and the main subject
+    assert "FLUX-FILL (" not in prompt  # unavailable bricks are not offered to the planner
     assert prompt.rstrip().endswith('instruction: "<instruction>", please output the multi-model collaboration process json.')
 
 
