@@ -57,3 +57,20 @@ class Bricks:
 @pytest.fixture
 def run(registry: Registry) -> Bricks:
     return Bricks(registry)
+
+
+def outline(name: str) -> np.ndarray:
+    """The main subject of `photo(name)` as outlined by hand (tests/bricks/data/subject_labels.json), boolean."""
+    import json
+
+    import cv2
+
+    shapes = json.loads((Path(__file__).parent / "bricks" / "data" / "subject_labels.json").read_text())[name]
+    mask = np.zeros(photo(name).shape[:2], np.uint8)
+    for shape in shapes:
+        if "polygon" in shape:
+            cv2.fillPoly(mask, [np.array(shape["polygon"], np.int32)], 255)
+        else:
+            cx, cy, ax, ay, angle = shape["ellipse"]
+            cv2.ellipse(mask, (cx, cy), (ax, ay), angle, 0, 360, 255, -1)
+    return mask > 0

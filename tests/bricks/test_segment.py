@@ -1,6 +1,3 @@
-import json
-from pathlib import Path
-
 import anyio
 import cv2
 import numpy as np
@@ -9,29 +6,14 @@ import pytest
 from bricks import InvalidInput, Registry
 from bricks.cpu import weights
 from bricks.cpu.segment import ITERATIONS
-from tests.conftest import photo
-
-
-LABELS = json.loads((Path(__file__).parent / "data" / "subject_labels.json").read_text())
-
-
-def _label(name: str, shape: tuple[int, int]) -> np.ndarray:
-    """The subject as outlined by hand (tests/bricks/data/subject_labels.json)."""
-    mask = np.zeros(shape, np.uint8)
-    for shape_ in LABELS[name]:
-        if "polygon" in shape_:
-            cv2.fillPoly(mask, [np.array(shape_["polygon"], np.int32)], 255)
-        else:
-            cx, cy, ax, ay, angle = shape_["ellipse"]
-            cv2.ellipse(mask, (cx, cy), (ax, ay), angle, 0, 360, 255, -1)
-    return mask > 0
+from tests.conftest import outline, photo
 
 
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])
 def test_salient_object_matches_the_hand_drawn_outline(run, name):
     image = photo(name)
     mask = run("SOS", image=image)["mask"] > 0
-    truth = _label(name, mask.shape)
+    truth = outline(name)
     assert (mask & truth).sum() / (mask | truth).sum() > 0.88
 
 
@@ -130,7 +112,7 @@ def test_a_blob_missing_part_of_the_cup_grows_within_its_box(run):
 def test_a_rough_mask_over_the_whole_image_gives_the_main_subject(run):
     image = _cat()
     mask = run("MASK-SEG", image=image, mask=np.full(image.shape[:2], 255, np.uint8))["mask"] > 0
-    truth = _label("chelsea", (300, 451))[::2, ::2]
+    truth = outline("chelsea")[::2, ::2]
     assert (mask & truth).sum() / (mask | truth).sum() > 0.85
 
 

@@ -124,3 +124,17 @@ async def test_rules_is_used_without_sampling_even_when_sampling_is_configured_o
     async with Client(LegoEditServer(registry), sampling_callback=sampling) as client:
         result = await client.call_tool("lego_edit", {"image": str(photo_file), "instruction": "warmer"})
     assert not result.is_error and result.structured_content["attempts"][0]["planner"] == "rules"
+
+
+@pytest.mark.parametrize("instruction", ["remove the spoon", "make the saucer blue"])
+async def test_a_named_object_the_cpu_cannot_find_is_refused_not_edited_elsewhere(server, settings, instruction):
+    from tests.conftest import photo
+
+    coffee = settings.allowed_roots[0] / "coffee.png"
+    Image.fromarray(photo("coffee")).save(coffee)
+    async with Client(server) as client:
+        result = await client.call_tool("lego_edit", {"image": str(coffee), "instruction": instruction})
+    assert result.is_error
+    text = result.content[0].text
+    assert "without a model" in text and "mask" in text and "--mask" in text
+    assert not result.structured_content or not result.structured_content.get("results")
