@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import anyio
+import cv2
 import numpy as np
 import pytest
 
@@ -93,7 +94,8 @@ def test_it_runs_and_its_arguments_are_checked_against_its_own_inputs(registry: 
     uri = registry.store.put(photo("chelsea")[::2, ::2]).uri
     out = anyio.run(registry.call, name, {"image": uri})  # saturation defaults to -1: a grey background
     image, subject = (registry.store.get(out[k].id) for k in ("image", "subject"))
-    background = np.ptp(image.astype(int), axis=2)[subject == 0]
+    away = cv2.erode((subject == 0).view(np.uint8), np.ones((15, 15), np.uint8)) > 0  # past the change's faded edge
+    background = np.ptp(image.astype(int), axis=2)[away]
     assert background.max() <= 1 and subject.mean() > 10
     with pytest.raises(InvalidInput, match="tool 'color_pop', parameter `saturation`: must be <= 0"):
         anyio.run(registry.call, name, {"image": uri, "saturation": 0.5})
