@@ -29,23 +29,24 @@ def soft_alpha(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     guide = cv2.resize(image[..., :3], small, interpolation=cv2.INTER_AREA).astype(np.float32) / 255
     target = cv2.resize(selected.astype(np.float32), small, interpolation=cv2.INTER_AREA)
     radius = max(2, round(RADIUS * max(small)))
-    a, b = _coefficients(guide, target, radius)
-    a = cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)
-    b = cv2.resize(b, (w, h), interpolation=cv2.INTER_LINEAR)
-    full = image[..., :3].astype(np.float32) / 255
-    alpha = np.clip(np.einsum("hwc,hwc->hw", a, full) + b, 0, 1)
-    # Away from the boundary the mask is certain: keep it exactly.
+    # Away from the boundary the mask is certain and kept exactly; the filter runs only near it.
     band = max(2, round(2 * radius / scale))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
     inside = cv2.erode(selected.view(np.uint8), kernel).astype(bool)
-    outside = ~cv2.dilate(selected.view(np.uint8), kernel).astype(bool)
-    alpha[inside] = 1
-    alpha[outside] = 0
+    unsure = cv2.dilate(selected.view(np.uint8), kernel).astype(bool) & ~inside
+    near = cv2.resize(unsure.view(np.uint8), small, interpolation=cv2.INTER_NEAREST)
+    near = cv2.dilate(near, np.ones((2 * radius + 3, 2 * radius + 3), np.uint8)).astype(bool)  # and the windows they average
+    a, b = _coefficients(guide, target, radius, near)
+    a = cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)[unsure]
+    b = cv2.resize(b, (w, h), interpolation=cv2.INTER_LINEAR)[unsure]
+    alpha = inside.astype(np.float32)
+    alpha[unsure] = np.clip(np.einsum("nc,nc->n", a, image[..., :3][unsure].astype(np.float32) / 255) + b, 0, 1)
     return alpha
 
 
-def _coefficients(guide: np.ndarray, target: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pixel linear model target ≈ a · guide + b over each window, averaged (the colour guided filter)."""
+def _coefficients(guide: np.ndarray, target: np.ndarray, radius: int, near: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel linear model target ≈ a · guide + b over each window, averaged (the colour guided
+    filter); solved only at the pixels `near` the boundary, elsewhere a = 0 and b = the local mean."""
     size = (2 * radius + 1, 2 * radius + 1)
 
     def mean(x: np.ndarray) -> np.ndarray:
@@ -57,8 +58,8 @@ def _coefficients(guide: np.ndarray, target: np.ndarray, radius: int) -> tuple[n
     outer = guide[..., :, None] * guide[..., None, :]
     var = mean(outer.reshape(*guide.shape[:2], 9)).reshape(*guide.shape[:2], 3, 3)
     var -= mean_i[..., :, None] * mean_i[..., None, :]
-    var += EPS * np.eye(3, dtype=np.float32)
-    a = np.linalg.solve(var, cov_ip[..., None])[..., 0]
+    a = np.zeros_like(guide)
+    a[near] = np.linalg.solve(var[near] + EPS * np.eye(3, dtype=np.float32), cov_ip[near][..., None])[..., 0]
     b = mean_p - np.einsum("hwc,hwc->hw", a, mean_i)
     return mean(a), mean(b)
 
