@@ -155,7 +155,7 @@ def understood(parts: list[str], has_mask: bool) -> list[tuple[str, Target, dict
         if target.kind == "image" and last.kind != "image" and re.search(r"\b(it|them|that|one)\b", clause):
             target = last
         if DESCRIPTIVE.search(clause):
-            settings = {k: -v for k, v in adjustments(clause).items() if k != "saturation" or v > -1}
+            settings = {k: -v for k, v in adjustments(clause, describing=True).items() if k != "saturation" or v > -1}
             if settings:
                 implied.append((clause, target, settings))
             last = target
@@ -179,7 +179,9 @@ def scale(clause: str) -> float:
     return 2.0 if STRONG.search(clause) else 0.5 if WEAK.search(clause) else 1.0
 
 
-def adjustments(clause: str) -> dict[str, float]:
+def adjustments(clause: str, *, describing: bool = False) -> dict[str, float]:
+    """Tone settings the clause asks for; `describing`: the clause describes the photo ("it's too
+    dark"), and the settings name its state (the caller turns them round)."""
     words = words_of(clause)
     out: dict[str, float] = {}
     for key, (more, less, nouns) in ADJUST.items():
@@ -194,6 +196,7 @@ def adjustments(clause: str) -> dict[str, float]:
             sign = -1
         if key == "brightness" and (m := TOO.search(clause)):
             sign = 1 if m.group(1) in ("dark", "underexposed", "dim") else -1  # "too dark", "less bright": the other way
+            sign = -sign if describing else sign  # a description names the state, not the fix
         if sign:
             out[key] = round(sign * AMOUNT[key] * scale(clause), 3)
     if "gamma" in words and (m := re.search(r"\b(\d+(?:\.\d+)?)\b", clause)) and "%" not in clause:

@@ -138,3 +138,28 @@ async def test_a_named_object_the_cpu_cannot_find_is_refused_not_edited_elsewher
     text = result.content[0].text
     assert "without a model" in text and "mask" in text and "--mask" in text
     assert not result.structured_content or not result.structured_content.get("results")
+
+
+def _saturation(rgb: np.ndarray) -> np.ndarray:
+    rgb = rgb.astype(int)
+    return rgb.max(axis=-1) - rgb.min(axis=-1)
+
+
+@pytest.mark.parametrize(
+    "instruction, check",
+    [
+        ("make it brigher", lambda before, after: after.mean() > before.mean() + 15),
+        ("pump up the colours", lambda before, after: _saturation(after).mean() > 1.2 * _saturation(before).mean()),
+        ("it's too bright", lambda before, after: after.mean() < before.mean() - 15),
+        # the cat's face stays as it was, the blurred wall behind it loses its colour
+        ("desaturate the backgorund", lambda before, after: np.array_equal(after[100:200, 150:300], before[100:200, 150:300])
+         and _saturation(after[:80, 400:]).mean() < 0.8 * _saturation(before[:80, 400:]).mean()),
+    ],
+    ids=["typo", "paraphrase", "description", "background-typo"],
+)
+async def test_paraphrases_and_typos_edit_the_photo_the_way_they_say(server, photo_file, instruction, check):
+    async with Client(server) as client:
+        result = await client.call_tool("lego_edit", {"image": str(photo_file), "instruction": instruction})
+        assert not result.is_error, result.content
+        after = png(await client.read_resource(result.structured_content["results"][0]["uri"]))
+    assert check(np.asarray(Image.open(photo_file).convert("RGB")), after)
