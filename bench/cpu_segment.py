@@ -1,8 +1,9 @@
 """Where the CPU salient-object brick spends its time, and how close it gets: python bench/cpu_segment.py
 
 For each scikit-image photo with a hand-drawn outline (tests/bricks/data/subject_labels.json):
-the network (U²-Netp on onnxruntime), GrabCut on the pixels it is unsure of, the soft alpha,
-the whole brick, and the IoU of its mask against the outline. Run `lego-edit-mcp fetch-models` first.
+the network (U²-Netp on onnxruntime), GrabCut on the pixels it is unsure of (run only where they
+are many, see segment.REFINE_SHARE), the soft alpha, the whole brick, and the IoU of its mask
+against the outline. Run `lego-edit-mcp fetch-models` first.
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ def main() -> None:
         image = photo(name)
         saliency(image)  # load the session once
         p = saliency(image)
-        fg = segment._settle(image, p, p > 0.5, ctx)
+        fg = segment._settle(image, p, p > 0.5, ctx, refine_share=segment.REFINE_SHARE)
         mask = fg.view(np.uint8) * np.uint8(255)
         network = _ms(lambda: saliency(image))
-        grabcut = _ms(lambda: segment._settle(image, p, p > 0.5, ctx))
+        grabcut = _ms(lambda: segment._settle(image, p, p > 0.5, ctx, refine_share=segment.REFINE_SHARE))
         alpha = _ms(lambda: cut_out(image, mask))
         brick = _ms(lambda: segment.segment_salient(image, ctx))
         truth = outline(name)
