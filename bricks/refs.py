@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,11 @@ from .errors import InvalidInput
 from .images import decode
 from .settings import Settings
 from .store import ImageStore
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 _BASE64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
 _DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*)(?P<b64>;base64)?,", re.I)
@@ -63,25 +70,61 @@ def _b64(text: str, max_bytes: int) -> bytes:
         raise InvalidInput("malformed base64 image data") from None
 
 
+MAX_PATH = 4096  # bytes of a whole path, as Linux's PATH_MAX
+MAX_NAME = 255  # bytes of one path component
+
+
 def _read_file(ref: str, settings: Settings) -> bytes:
+    """The bytes of a file under an allowed root, checked on the descriptor that is read.
+
+    The path is first checked as text (containment before existence, so nothing is revealed
+    about files outside the roots); then it is opened once, non-blocking, and what was opened
+    is checked again: a regular file whose real path is under a root. A symlink swapped in
+    between, a FIFO or a device is refused, and the read is bounded by `max_bytes`."""
     raw = ref[7:] if ref.startswith("file://") else ref
+    if "\x00" in raw:
+        raise InvalidInput("file path contains a NUL byte")
+    if len(os.fsencode(raw)) > MAX_PATH or any(len(os.fsencode(part)) > MAX_NAME for part in raw.split(os.sep)):
+        raise InvalidInput(f"file path is too long (at most {MAX_PATH} bytes, {MAX_NAME} per name)")
     try:
-        # Follows symlinks, so a link out of a root is refused; containment is checked before
-        # existence so that nothing is revealed about files outside the roots.
         path = Path(raw).expanduser().resolve()
     except (OSError, RuntimeError) as exc:
         raise InvalidInput(f"cannot open '{raw}': {exc.__class__.__name__}") from None
     roots = [r.expanduser().resolve() for r in settings.allowed_roots]
+    outside = InvalidInput(
+        f"file '{raw}' is outside the allowed roots ({', '.join(map(str, roots))}); "
+        "add its folder with --allow-root or LEGO_EDIT_ALLOWED_ROOTS"
+    )
     if not any(path.is_relative_to(root) for root in roots):
-        raise InvalidInput(
-            f"file '{raw}' is outside the allowed roots ({', '.join(map(str, roots))}); "
-            "add its folder with --allow-root or LEGO_EDIT_ALLOWED_ROOTS"
-        )
-    if not path.exists():
-        raise InvalidInput(f"no such file '{raw}' (and not a store URI, data URI or base64)")
-    if not path.is_file():
-        raise InvalidInput(f"'{raw}' is not a regular file")
-    size = path.stat().st_size
-    if size > settings.max_bytes:
-        raise InvalidInput(f"file '{raw}' is {size:,} bytes, over the limit of {settings.max_bytes:,} bytes")
-    return path.read_bytes()
+        raise outside
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        raise InvalidInput(f"no such file '{raw}' (and not a store URI, data URI or base64)") from None
+    except OSError as exc:
+        raise InvalidInput(f"cannot open '{raw}': {exc.strerror or exc.__class__.__name__}") from None
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidInput(f"'{raw}' is not a regular file")
+        opened = _real_path(fd, path)
+        if opened is None or not any(opened.is_relative_to(root) for root in roots):
+            raise outside
+        if info.st_size > settings.max_bytes:
+            raise InvalidInput(f"file '{raw}' is {info.st_size:,} bytes, over the limit of {settings.max_bytes:,} bytes")
+        data = f.read(settings.max_bytes + 1)
+    if len(data) > settings.max_bytes:
+        raise InvalidInput(f"file '{raw}' is over the limit of {settings.max_bytes:,} bytes")
+    return data
+
+
+def _real_path(fd: int, expected: Path) -> Path | None:
+    """Where the open descriptor really is: /proc/self/fd on Linux, F_GETPATH on macOS; elsewhere
+    the checked path, if it is still the same file (device and inode) as the one opened."""
+    proc = Path(f"/proc/self/fd/{fd}")
+    if proc.exists():
+        return Path(os.readlink(proc))
+    if hasattr(fcntl, "F_GETPATH"):
+        return Path(os.fsdecode(fcntl.fcntl(fd, fcntl.F_GETPATH, bytes(1024)).split(b"\0", 1)[0]))
+    opened, named = os.fstat(fd), os.stat(expected, follow_symlinks=False)
+    return expected if (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino) else None

@@ -11,6 +11,7 @@ import contextlib
 import difflib
 import importlib.resources
 import logging
+import math
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -261,7 +262,9 @@ def _brick_errors(name: str) -> Iterator[None]:
         raise
     except Exception as exc:
         log.exception("tool %s failed", name)
-        raise BrickFailed(name, f"{type(exc).__name__}: {exc}") from exc
+        # An OSError's text names a server path: the caller gets only what went wrong.
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise BrickFailed(name, f"{type(exc).__name__}: {reason}") from exc
 
 
 def _checked_args(brick: Brick, args: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -278,7 +281,12 @@ def _checked_args(brick: Brick, args: Mapping[str, Any] | None) -> dict[str, Any
 
 
 def _validate(brick: Brick, args: dict[str, Any]) -> None:
-    """Validate against the rendered input schema; the first error names its parameter."""
+    """Validate against the rendered input schema; the first error names its parameter.
+
+    NaN and infinities are refused first: they pass every range check (NaN compares false)."""
+    for name, value in args.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInput(f"must be a finite number (got {value})", param=name)
     errors = sorted(brick._validator.iter_errors(args), key=lambda e: (list(e.path), e.validator))
     if not errors:
         return

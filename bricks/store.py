@@ -7,6 +7,7 @@ resource, saved, spilled, or flushed at shutdown (so `lego://images/` URIs survi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -64,6 +65,7 @@ class ImageStore:
         self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
         self._bytes = 0
         self._lock = threading.RLock()  # bricks run in worker threads
+        self._trim_lock = threading.Lock()
 
     # -- writing ---------------------------------------------------------------
     def put(self, array: np.ndarray) -> StoredImage:
@@ -94,9 +96,10 @@ class ImageStore:
         try:
             with Image.open(path) as im:
                 array = np.asarray(im) if im.mode == "L" else to_array(im)
-            os.utime(path)  # disk LRU
         except (FileNotFoundError, InvalidInput):
             raise InvalidInput(f"no stored image with id '{image_id}' (it may have expired from the cache)") from None
+        with contextlib.suppress(FileNotFoundError):  # trimmed meanwhile: the pixels are read all the same
+            os.utime(path)  # disk LRU
         array.setflags(write=False)
         with self._lock:  # back in memory: the next read is free
             if image_id not in self._memory:
@@ -110,11 +113,14 @@ class ImageStore:
 
     def png(self, image_id: str) -> bytes:
         """The image as PNG bytes, encoded at most once (the file doubles as the spill)."""
-        path = self._png_path(image_id)
-        if not path.exists():
-            self._write(image_id, self.get(image_id))
-            self._trim_disk()
-        return path.read_bytes()
+        try:
+            return self._png_path(image_id).read_bytes()
+        except FileNotFoundError:  # never written, or trimmed: encode it (again) from the pixels
+            pass
+        data = encode_png(self.get(image_id))
+        self._write(image_id, data)
+        self._trim_disk()
+        return data
 
     def save(self, image_id: str, directory: Path) -> Path:
         """Copy the image as `<directory>/<id>.png` and return the path."""
@@ -140,16 +146,16 @@ class ImageStore:
         with self._lock:
             pending = [(i, a) for i, a in self._memory.items() if not self._png_path(i).exists()]
         for image_id, array in pending:
-            self._write(image_id, array)
+            self._write(image_id, encode_png(array))
         self._trim_disk()
 
     def _png_path(self, image_id: str) -> Path:
         return self.cache_dir / f"{image_id}.png"
 
-    def _write(self, image_id: str, array: np.ndarray) -> None:
+    def _write(self, image_id: str, data: bytes) -> None:
         path = self._png_path(image_id)
         tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-        tmp.write_bytes(encode_png(array))
+        tmp.write_bytes(data)
         os.replace(tmp, path)  # atomic: a reader never sees half a file
 
     def _spill_over_budget(self) -> None:
@@ -158,20 +164,29 @@ class ImageStore:
             image_id, array = self._memory.popitem(last=False)
             self._bytes -= array.nbytes
             if not self._png_path(image_id).exists():
-                self._write(image_id, array)
+                self._write(image_id, encode_png(array))
                 wrote = True
         if wrote:
             self._trim_disk()
 
     def _trim_disk(self) -> None:
-        if self.disk_budget is None:
+        """Delete the least recently used PNGs beyond the disk budget. One trim at a time (another
+        caller finds the work being done and goes on); files may vanish meanwhile (other processes)."""
+        if self.disk_budget is None or not self._trim_lock.acquire(blocking=False):
             return
-        files = sorted(self.cache_dir.glob("*.png"), key=lambda p: p.stat().st_mtime)
-        total = sum(p.stat().st_size for p in files)
-        for path in files:
-            if total <= self.disk_budget:
-                break
-            if path.stem in self._memory:
-                continue
-            total -= path.stat().st_size
-            path.unlink(missing_ok=True)
+        try:
+            files = []
+            for path in self.cache_dir.glob("*.png"):
+                with contextlib.suppress(FileNotFoundError):
+                    info = path.stat()
+                    files.append((info.st_mtime, info.st_size, path))
+            total = sum(size for _, size, _ in files)
+            for _, size, path in sorted(files, key=lambda f: f[0]):
+                if total <= self.disk_budget:
+                    break
+                if path.stem in self._memory:
+                    continue
+                total -= size
+                path.unlink(missing_ok=True)
+        finally:
+            self._trim_lock.release()

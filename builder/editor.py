@@ -22,6 +22,9 @@ from .validate import validate_workflow
 from .workflow import Workflow, WorkflowInvalid, parse_workflow
 
 
+MAX_INSTRUCTION = 2000  # characters: a long paragraph; planners need no more, and the limit bounds their work
+
+
 @dataclass
 class Attempt:
     planner: str
@@ -86,6 +89,8 @@ class Editor:
         """Plan (and with `run`, execute) an edit; raises `EditFailed` when no attempt works."""
         if not instruction.strip():
             raise InvalidInput("is empty: say what to change", param="instruction")
+        if len(instruction) > MAX_INSTRUCTION:
+            raise InvalidInput(f"is {len(instruction):,} characters long; at most {MAX_INSTRUCTION:,} are allowed", param="instruction")
         types = inits_types(mask is not None, extra)
         refs = {"image": image, **({"mask": mask} if mask is not None else {}), **(extra or {})}
         inits = store_inits(self.registry, refs, types)

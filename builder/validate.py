@@ -13,6 +13,8 @@ literal in an Image or Mask input is taken as an image reference (URI, path or d
 from __future__ import annotations
 
 import itertools
+import math
+from collections import Counter
 from collections.abc import Collection, Mapping
 
 from bricks import Registry, UnknownTool
@@ -40,9 +42,9 @@ def validate_workflow(
     input sets must fit for some of them given or not.
     """
     issues: list[Issue] = []
-    numbers = [s.number for s in workflow.steps]
-    for n in sorted({n for n in numbers if numbers.count(n) > 1}):
-        issues.append(Issue(f"step number {n} is used {numbers.count(n)} times", step=n))
+    counts = Counter(s.number for s in workflow.steps)
+    for n in sorted(n for n, count in counts.items() if count > 1):
+        issues.append(Issue(f"step number {n} is used {counts[n]} times", step=n))
     specs: dict[int, BrickSpec] = {}
     for step in workflow.steps:
         spec = _brick(step, registry, issues, check_available)
@@ -169,8 +171,8 @@ def _literal_problem(param: Param, value: object) -> str | None:
         return None
     if param.type == "Bool":
         return None if isinstance(value, bool) else f"expected true or false, got {value!r}"
-    if isinstance(value, bool) or not isinstance(value, int | float) or (param.type == "Int" and not float(value).is_integer()):
-        return f"expected a {param.type}, got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or (param.type == "Int" and not float(value).is_integer()):
+        return f"expected a finite {param.type}, got {value!r}"
     if param.minimum is not None and value < param.minimum:
         return f"must be >= {param.minimum}, got {value}"
     if param.maximum is not None and value > param.maximum:
@@ -179,19 +181,48 @@ def _literal_problem(param: Param, value: object) -> str | None:
 
 
 def _cyclic_steps(steps: tuple[Step, ...]) -> set[int]:
-    """Step numbers that take part in a reference cycle."""
-    graph = {s.number: {v.step for v in s.inputs.values() if isinstance(v, Ref) and v.step is not None} for s in steps}
+    """Step numbers that take part in a reference cycle: the strongly connected components of
+    more than one step, or a step citing itself (Tarjan's algorithm, iterative: linear time)."""
+    graph = {s.number: [v.step for v in s.inputs.values() if isinstance(v, Ref) and v.step is not None] for s in steps}
+    index: dict[int, int] = {}
+    low: dict[int, int] = {}
+    on_stack: set[int] = set()
+    stack: list[int] = []
     cyclic: set[int] = set()
-    for start in graph:
-        stack, seen = list(graph[start]), set()
-        while stack:
-            node = stack.pop()
-            if node == start:
-                cyclic.add(start)
-                break
-            if node not in seen and node in graph:
-                seen.add(node)
-                stack.extend(graph[node])
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(graph[root]))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, edges = work[-1]
+            for nxt in edges:
+                if nxt not in graph:
+                    continue
+                if nxt not in index:
+                    index[nxt] = low[nxt] = len(index)
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(graph[nxt])))
+                    break
+                if nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1 or node in graph[node]:
+                        cyclic.update(component)
     return cyclic
 
 

@@ -103,6 +103,10 @@ class WorkflowInvalid(InvalidInput):
         super().__init__("invalid workflow: " + "; ".join(map(str, self.issues)), param="workflow")
 
 
+MAX_STEPS = 500  # steps of one workflow: far more than any edit needs, small enough to check at once
+MAX_DEPTH = 16  # nesting of the workflow's JSON: a workflow needs 4
+
+
 def parse_workflow(data: str | Mapping[str, Any]) -> Workflow:
     """JSON text or a decoded object -> `Workflow`; shape problems raise `WorkflowInvalid`."""
     if isinstance(data, str):
@@ -110,8 +114,14 @@ def parse_workflow(data: str | Mapping[str, Any]) -> Workflow:
             data = json.loads(data)
         except json.JSONDecodeError as exc:
             raise WorkflowInvalid([Issue(f"not valid JSON: {exc}")]) from None
+        except RecursionError:
+            raise WorkflowInvalid([Issue(f"nested too deeply (a workflow is at most {MAX_DEPTH} levels deep)")]) from None
+    if _depth(data) > MAX_DEPTH:
+        raise WorkflowInvalid([Issue(f"nested too deeply (a workflow is at most {MAX_DEPTH} levels deep)")])
     if not isinstance(data, Mapping) or not isinstance(data.get("pipeline"), list):
         raise WorkflowInvalid([Issue("expected an object with a 'pipeline' list")])
+    if len(data["pipeline"]) > MAX_STEPS + 1:
+        raise WorkflowInvalid([Issue(f"has {len(data['pipeline']) - 1} steps; at most {MAX_STEPS} are allowed")])
     issues: list[Issue] = []
     steps: list[Step] = []
     results: list[tuple[int, Any]] = []
@@ -189,3 +199,16 @@ def _parse_result(value: Any, issues: list[Issue]) -> tuple[Ref, ...]:
     if not refs and not any("result" in i.reason for i in issues):
         issues.append(Issue("the result is empty: name at least one image, e.g. [step2[image]]"))
     return tuple(refs)
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of decoded JSON, without recursion (a hostile value may be very deep)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, Mapping | list):
+            deepest = max(deepest, depth)
+            if depth > MAX_DEPTH:
+                return depth
+            todo.extend((child, depth + 1) for child in (item.values() if isinstance(item, Mapping) else item))
+    return deepest

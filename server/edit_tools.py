@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from bricks import InvalidInput
 from bricks.images import thumbnail
-from builder.editor import EditFailed, Editor, run_workflow
+from builder.editor import MAX_INSTRUCTION, EditFailed, Editor, run_workflow
 from builder.executor import Execution, StepFailed, store_inits
 from builder.planners.base import PlannerUnavailable, feedback_text
 from builder.planners.sampling import SamplingPlanner
@@ -76,8 +76,8 @@ def register(server: "LegoEditServer") -> None:
 
     async def sample_first_plan(image: str, instruction: str, mask: str | None, ctx: Context[Any, Any]) -> Sample | None:
         """Resolver: when the host's model is the planner, ask it for the first plan (both protocol eras)."""
-        if not wants_sampling(ctx):
-            return None
+        if not wants_sampling(ctx) or not instruction.strip() or len(instruction) > MAX_INSTRUCTION:
+            return None  # the tool body reports a bad instruction
         try:
             uri = store_inits(registry, {"image": image}, {"image": "Image"})["image"]
         except InvalidInput:

@@ -37,12 +37,14 @@ class BearerAuth:
 
     def __init__(self, app: Any, token: str):
         self.app = app
-        self._expected = f"Bearer {token}".encode()
+        self._expected = token.encode()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             given = dict(scope.get("headers", [])).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self._expected):
+            scheme, _, credentials = given.strip().partition(b" ")
+            # The scheme is case-insensitive (RFC 9110, section 11.1); the token is compared in constant time.
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(credentials.strip(), self._expected):
                 await _unauthorized(send)
                 return
         await self.app(scope, receive, send)

@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio.to_thread
+
 from bricks.cpu.referring import MASK_HINT
 from bricks.cpu.style import find_style
 from bricks.errors import InvalidInput
@@ -81,6 +83,10 @@ class RulesPlanner:
     deterministic = True  # re-planning would give the same answer
 
     async def plan(self, request: PlanRequest) -> PlanText:
+        # Off the event loop: reading the instruction (and the embedder, on a first use) takes CPU time.
+        return await anyio.to_thread.run_sync(self._plan, request)
+
+    def _plan(self, request: PlanRequest) -> PlanText:
         text = request.instruction.removeprefix("The user gave a mask. ")
         has_mask = "mask" in request.inits
         gpu_res = request.backends.get("RES") not in (None, "cpu")

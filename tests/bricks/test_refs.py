@@ -151,3 +151,54 @@ def test_exif_orientation_is_applied(load, settings):
 def test_a_missing_file_outside_the_roots_reveals_nothing(load, tmp_path):
     with pytest.raises(InvalidInput, match="outside the allowed roots"):
         load(str(tmp_path.parent / "no-such-dir" / "x.png"))
+
+
+def test_a_symlink_swapped_after_the_check_is_caught_on_what_was_opened(load, settings, tmp_path, monkeypatch):
+    import bricks.refs
+
+    root = settings.allowed_roots[0]
+    inside, secret = root / "inside.png", tmp_path.parent / f"{tmp_path.name}-secret.png"
+    inside.write_bytes(png_bytes(photo("astronaut")[:16, :16]))
+    secret.write_bytes(png_bytes(photo("coffee")[:16, :16]))
+    link = root / "link.png"
+    link.symlink_to(inside)
+    real_open = os.open
+
+    def swap_then_open(path, *args, **kwargs):  # the race, made certain: swapped after the check
+        link.unlink()
+        link.symlink_to(secret)
+        return real_open(link, *args, **kwargs)
+
+    monkeypatch.setattr(bricks.refs.os, "open", swap_then_open)
+    with pytest.raises(InvalidInput, match="outside the allowed roots"):
+        load(str(link))
+
+
+def test_a_fifo_swapped_in_after_the_check_is_refused_at_once_not_waited_on(load, settings, monkeypatch):
+    import bricks.refs
+
+    path = settings.allowed_roots[0] / "pipe.png"
+    path.write_bytes(png_bytes(photo("astronaut")[:16, :16]))
+    real_open = os.open
+
+    def swap_then_open(name, *args, **kwargs):
+        path.unlink()
+        os.mkfifo(path)
+        return real_open(name, *args, **kwargs)  # a blocking open would wait here for a writer forever
+
+    monkeypatch.setattr(bricks.refs.os, "open", swap_then_open)
+    with pytest.raises(InvalidInput, match="not a regular file"):
+        load(str(path))
+
+
+@pytest.mark.parametrize(
+    "path, reason",
+    [("a\x00b.png", "NUL byte"), ("x" * 300 + ".png", "too long"), ("/".join(["d"] * 2100), "too long")],
+    ids=["nul", "long-name", "long-path"],
+)
+def test_bad_paths_are_caller_errors_without_server_paths(registry, settings, path, reason):
+    import anyio
+
+    with pytest.raises(InvalidInput, match=f"parameter `image`: file path .*{reason}") as err:
+        anyio.run(registry.call, "adjust", {"image": path, "brightness": 0.1})
+    assert str(settings.allowed_roots[0]) not in str(err.value)

@@ -176,3 +176,13 @@ def test_gpu_only_brick_is_unavailable_with_a_reason(registry, tmp_path):
     assert registry.backend_for(brick) == (None, "gpu: the CPU backend is forced (backend=cpu)")
     with pytest.raises(InvalidInput, match="not available on this server"):
         call(registry, "TINT", {"image": "x"})
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("tool, args", [("adjust", {"brightness": None}), ("resize_object", {"ratio": None}),
+                                        ("caption_and_canvas", {"left_ratio": None, "right_ratio": 1.5, "top_ratio": 1.5, "bottom_ratio": 1.5})])
+def test_non_finite_numbers_are_caller_errors_naming_the_parameter(registry, tool, args, value):
+    image = registry.store.put(np.zeros((32, 32, 3), np.uint8)).uri
+    name = next(k for k, v in args.items() if v is None)
+    with pytest.raises(InvalidInput, match=rf"tool '{tool}', parameter `{name}`: must be a finite number"):
+        anyio.run(registry.call, tool, {"image": image, **args, name: value})

@@ -64,3 +64,35 @@ def test_stored_arrays_are_read_only(tmp_path):
     ref = store.put(photo("camera"))
     with pytest.raises(ValueError):
         store.get(ref.id)[0, 0] = 1
+
+
+def test_a_file_vanishing_during_a_trim_is_skipped(tmp_path, monkeypatch):
+    store = ImageStore(tmp_path, memory_budget=1, disk_budget=None)
+    for i in range(3):
+        store.png(store.put(np.full((8, 8, 3), i, np.uint8)).id)
+    store.disk_budget = 1
+    real_glob = type(tmp_path).glob
+    monkeypatch.setattr(type(tmp_path), "glob", lambda self, pattern: [*real_glob(self, pattern), self / "gone.png"])
+    store._trim_disk()  # another trim (or process) deleted gone.png between the listing and its stat
+
+
+def test_concurrent_reads_and_trims_lose_no_result(tmp_path):
+    import concurrent.futures
+
+    store = ImageStore(tmp_path, memory_budget=1, disk_budget=20_000)  # every image spills; trims run all along
+
+    def work(i: int) -> bytes:
+        image_id = store.put(np.full((16, 16, 3), i % 256, np.uint8)).id
+        return store.png(image_id)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(work, range(400)))
+    assert all(r.startswith(b"\x89PNG") for r in results)
+
+
+def test_png_of_an_image_trimmed_from_disk_is_encoded_again(tmp_path):
+    store = ImageStore(tmp_path, memory_budget=10**9, disk_budget=None)
+    image_id = store.put(np.zeros((4, 4, 3), np.uint8)).id
+    first = store.png(image_id)
+    (tmp_path / f"{image_id}.png").unlink()  # trimmed by someone else
+    assert store.png(image_id) == first

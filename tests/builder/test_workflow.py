@@ -103,3 +103,34 @@ def test_shape_errors(text, reason):
 def test_unused_outputs_are_warnings(registry):
     warnings = validate_workflow(parse_workflow(REMOVE_DOG), registry, INITS)
     assert [(w.step, w.input) for w in warnings] == [(2, "score")]
+
+
+def test_a_workflow_nested_100k_deep_is_a_clear_error():
+    from builder.workflow import MAX_DEPTH
+
+    for text in ("[" * 100_000 + "]" * 100_000, json.dumps({"pipeline": [{"step": 1, "input": {"a": [[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}}]})):
+        with pytest.raises(WorkflowInvalid, match=f"parameter `workflow`: invalid workflow: nested too deeply .*{MAX_DEPTH}"):
+            parse_workflow(text)
+
+
+def test_a_workflow_has_at_most_max_steps():
+    from builder.workflow import MAX_STEPS
+
+    steps = [{"step": i, "model": "BBOX", "input": {"mask": "init[mask]"}, "output": {"mask": f"step{i}[mask]"}} for i in range(1, MAX_STEPS + 2)]
+    with pytest.raises(WorkflowInvalid, match=f"has {MAX_STEPS + 1} steps; at most {MAX_STEPS}"):
+        parse_workflow({"pipeline": [*steps, {"result": "[step1[mask]]"}]})
+
+
+def test_cycle_finding_is_linear_in_the_steps():
+    import time
+
+    from builder.validate import _cyclic_steps
+    from builder.workflow import Step
+
+    n = 20_000  # a chain, then one cycle of three at its end; quadratic search takes minutes here
+    steps = [Step(i, "BBOX", {"mask": Ref(i - 1, "mask") if i > 1 else Ref(None, "mask")}, {"mask": Ref(i, "mask")}) for i in range(1, n + 1)]
+    steps += [Step(n + 1, "BBOX", {"mask": Ref(n + 3, "mask")}, {}), Step(n + 2, "BBOX", {"mask": Ref(n + 1, "mask")}, {}),
+              Step(n + 3, "BBOX", {"mask": Ref(n + 2, "mask")}, {}), Step(n + 4, "BBOX", {"mask": Ref(n + 4, "mask")}, {})]
+    start = time.perf_counter()
+    assert _cyclic_steps(tuple(steps)) == {n + 1, n + 2, n + 3, n + 4}
+    assert time.perf_counter() - start < 2

@@ -163,3 +163,31 @@ async def test_paraphrases_and_typos_edit_the_photo_the_way_they_say(server, pho
         assert not result.is_error, result.content
         after = png(await client.read_resource(result.structured_content["results"][0]["uri"]))
     assert check(np.asarray(Image.open(photo_file).convert("RGB")), after)
+
+
+async def test_a_huge_instruction_is_refused_at_once_and_the_server_keeps_answering(server, photo_file):
+    import time
+
+    from builder.editor import MAX_INSTRUCTION
+
+    async with Client(server) as client:
+        start = time.perf_counter()
+        result = await client.call_tool("lego_edit", {"image": str(photo_file), "instruction": "make it brighter and " * 50_000})
+        assert time.perf_counter() - start < 2
+        assert result.is_error and f"parameter `instruction`: is 1,050,000 characters long; at most {MAX_INSTRUCTION:,}" in result.content[0].text
+        assert not (await client.call_tool("lego_edit", {"image": str(photo_file), "instruction": "warmer"})).is_error
+
+
+async def test_the_rules_planner_reads_the_instruction_off_the_event_loop(registry, monkeypatch):
+    import threading
+
+    from builder.planners import lexicon
+    from builder.planners.base import PlanRequest
+    from builder.planners.rules import RulesPlanner
+
+    threads = []
+    real = lexicon.corrected
+    monkeypatch.setattr(lexicon, "corrected", lambda text: threads.append(threading.current_thread()) or real(text))
+    request = PlanRequest("", "make it warmer", np.zeros((8, 8, 3), np.uint8), tuple(b.spec for b in registry.available()), {"image": "Image"})
+    await RulesPlanner().plan(request)
+    assert threads and threads[0] is not threading.main_thread()

@@ -159,3 +159,13 @@ def test_http_without_a_token_is_refused_unless_no_auth_on_loopback(settings):
     assert missing.returncode == 2 and "needs a bearer token" in missing.stderr
     public = run("--no-auth", "--host", "0.0.0.0")
     assert public.returncode == 2 and "non-loopback" in public.stderr
+
+
+@pytest.mark.parametrize("header", ["bearer s3cret-token", "BEARER s3cret-token", "Bearer   s3cret-token"])
+def test_the_auth_scheme_is_case_insensitive(http_server, header):
+    assert httpx2.post(http_server, json=INIT, headers={**HEADERS, "Authorization": header}).status_code == 200
+
+
+@pytest.mark.parametrize("header", ["Basic s3cret-token", "s3cret-token", "Bearer s3cret-token-and-more", "Bearers3cret-token"])
+def test_other_schemes_and_near_tokens_are_refused(http_server, header):
+    assert httpx2.post(http_server, json=INIT, headers={**HEADERS, "Authorization": header}).status_code == 401
