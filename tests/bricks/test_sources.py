@@ -83,3 +83,21 @@ def test_a_broken_plugin_is_reported_and_never_fatal(registry: Registry, tmp_pat
     changes = EntryPoints().sync(registry, strict=True)
     problem = changes.problems["entry point ghost = no_such_module_here"]
     assert "ModuleNotFoundError" in problem and not changes.added
+
+
+def test_an_idle_rescan_reads_no_dist_info_until_a_package_is_installed(registry: Registry, tmp_path: Path, monkeypatch) -> None:
+    import importlib.metadata
+
+    calls = []
+    real = importlib.metadata.entry_points
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: calls.append(kw) or real(**kw))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    (tmp_path / "site").mkdir()
+    source = EntryPoints()
+    source.sync(registry)
+    for _ in range(5):  # the watcher's idle seconds
+        source.sync(registry)
+    assert len(calls) == 1
+    fake_distribution(tmp_path / "site", "ghost", "no_such_module_here")  # "pip install" into a path
+    assert "entry point ghost = no_such_module_here" in source.sync(registry).problems
+    assert len(calls) == 2
