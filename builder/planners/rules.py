@@ -75,7 +75,10 @@ class _Builder:
         return self.inverses[subject]
 
     def workflow(self) -> dict[str, Any]:
-        return {"process": self.process, "pipeline": [*self.steps, {"result": f"[{self.current}]"}]}
+        """The pipeline, with outputs nothing reads written as null (not produced, no warning)."""
+        used = {self.current} | {v for step in self.steps for v in step["input"].values() if isinstance(v, str)}
+        steps = [{**step, "output": {k: (v if v in used else None) for k, v in step["output"].items()}} for step in self.steps]
+        return {"process": self.process, "pipeline": [*steps, {"result": f"[{self.current}]"}]}
 
 
 class RulesPlanner:

@@ -72,3 +72,9 @@ def test_edits_chain_on_the_previous_result(registry):
     _, workflow, _ = plan(registry, "blur the background and make it warmer")
     assert str(workflow.steps[-1].inputs["image"]) == "step3[image]"
     assert json.loads(json.dumps(workflow.to_json()))["pipeline"][-1] == {"result": "[step4[image]]"}
+
+
+@pytest.mark.parametrize("instruction", ["zoom out 2x", "cut out the subject", "make the subject smaller", "blur the background behind her"])
+def test_the_rules_planner_produces_only_outputs_it_uses(registry, instruction):
+    _, workflow, _ = plan(registry, instruction)
+    assert validate_workflow(workflow, registry, {"image": "Image"}) == []  # no "output ... is never used" warnings

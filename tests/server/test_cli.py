@@ -81,3 +81,34 @@ def test_readme_lists_every_built_in_tool(registry):
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     for brick in registry.all():
         assert f"| `{brick.name}` | {brick.spec.builder_id} |" in readme
+
+
+def test_tools_name_and_call_help_show_a_tools_inputs(capsys, settings):
+    common = ["--cache-dir", str(settings.cache_dir)]
+    assert main(["tools", "adjust", *common]) == 0
+    card = capsys.readouterr().out
+    assert "gamma (Float; optional, default 1.0; 0.2 to 5.0)" in card and "runs here: cpu" in card
+    assert main(["call", "ADJUST", "--help", *common]) == 0
+    assert capsys.readouterr().out == card
+    assert main(["tools", "stylize", "--json", *common]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "stylize"
+
+
+def test_edit_prints_one_line_unless_asked_for_json(capsys, settings, monkeypatch):
+    monkeypatch.chdir(settings.allowed_roots[0])
+    Image.fromarray(photo("chelsea")).save("cat.png")
+    common = ["--cache-dir", str(settings.cache_dir)]
+    assert main(["edit", "cat.png", "make it warmer", "-o", "warm.png", *common]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("warm.png (451x300): 1 step in ") and "warmth +0.30" in line and "\n" not in line
+    assert main(["edit", "cat.png", "make it warmer", "--json", *common]) == 0
+    assert json.loads(capsys.readouterr().out)["workflow"]["pipeline"][0]["model"] == "ADJUST"
+
+
+def test_a_mask_of_another_size_is_refused_with_what_to_do(capsys, settings, monkeypatch):
+    monkeypatch.chdir(settings.allowed_roots[0])
+    Image.fromarray(photo("chelsea")).save("cat.png")
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save("small.png")
+    assert main(["call", "adjust", "image=cat.png", "mask=small.png", "brightness=0.1", "--cache-dir", str(settings.cache_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "parameter `mask`: is 10x10 but `image` is 451x300; they must match" in err and "segmentation tool" in err

@@ -138,6 +138,10 @@ INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolV
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
+def test_http_serve_says_where_it_listens(http_server, tmp_path):
+    assert f"MCP over streamable HTTP at {http_server}" in (tmp_path / "server.log").read_text()
+
+
 def test_http_refuses_no_token_wrong_token_wrong_host_and_huge_bodies(http_server):
     assert httpx2.post(http_server, json=INIT, headers=HEADERS).status_code == 401
     wrong = httpx2.post(http_server, json=INIT, headers={**HEADERS, "Authorization": "Bearer nope"})
