@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import anyio.to_thread
+
 from bricks import InvalidInput, LegoEditError, Registry
 from bricks.context import ProgressCallback
 
@@ -93,7 +95,7 @@ class Editor:
             raise InvalidInput(f"is {len(instruction):,} characters long; at most {MAX_INSTRUCTION:,} are allowed", param="instruction")
         types = inits_types(mask is not None, extra)
         refs = {"image": image, **({"mask": mask} if mask is not None else {}), **(extra or {})}
-        inits = store_inits(self.registry, refs, types)
+        inits = await anyio.to_thread.run_sync(store_inits, self.registry, refs, types)  # decoding: off the loop
         text = instruction_text(instruction.strip(), mask is not None)
         pixels = self.registry.store.get(self.registry.store.parse_uri(inits["image"]))
         attempts: list[Attempt] = []
@@ -142,11 +144,16 @@ async def run_workflow(
     on_progress: ProgressCallback | None = None,
 ) -> tuple[Workflow, list[str], Execution]:
     """Check and run a workflow written by the caller; nothing runs if it is invalid."""
-    parsed = parse_workflow(workflow)
     types = inits_types(mask is not None, extra)
-    warnings = [str(w) for w in validate_workflow(parsed, registry, types)]
+
+    def check() -> tuple[Workflow, list[str]]:
+        parsed = parse_workflow(workflow)
+        return parsed, [str(w) for w in validate_workflow(parsed, registry, types)]
+
+    # Parsing, validation and decoding the caller's images take CPU time: off the event loop.
+    parsed, warnings = await anyio.to_thread.run_sync(check)
     refs = {"image": image, **({"mask": mask} if mask is not None else {}), **(extra or {})}
-    inits = store_inits(registry, refs, types)
+    inits = await anyio.to_thread.run_sync(store_inits, registry, refs, types)
     return parsed, warnings, await execute(parsed, registry, inits, on_progress=on_progress)
 
 

@@ -10,6 +10,7 @@ import json
 import warnings
 from typing import TYPE_CHECKING, Annotated, Any
 
+import anyio.to_thread
 import mcp.types as types
 from mcp.server.mcpserver import Context, Resolve, Sample
 from mcp.shared.exceptions import MCPDeprecationWarning
@@ -78,12 +79,15 @@ def register(server: "LegoEditServer") -> None:
         """Resolver: when the host's model is the planner, ask it for the first plan (both protocol eras)."""
         if not wants_sampling(ctx) or not instruction.strip() or len(instruction) > MAX_INSTRUCTION:
             return None  # the tool body reports a bad instruction
-        try:
+
+        def preview() -> tuple[bytes, str]:
             uri = store_inits(registry, {"image": image}, {"image": "Image"})["image"]
+            return thumbnail(registry.store.get(registry.store.parse_uri(uri)), max_side=1024, max_bytes=4_000_000)
+
+        try:
+            data, mime = await anyio.to_thread.run_sync(preview)  # decoding and encoding: off the loop
         except InvalidInput:
             return None  # the tool body reports the bad image
-        pixels = registry.store.get(registry.store.parse_uri(uri))
-        data, mime = thumbnail(pixels, max_side=1024, max_bytes=4_000_000)
         text = prompt.render(instruction_text(instruction, mask is not None))
         message = types.SamplingMessage(
             role="user",
@@ -127,7 +131,7 @@ def register(server: "LegoEditServer") -> None:
         outcome, error = await edit(image, instruction, mask, ctx, sampled, run=True)
         if error is not None:
             return error
-        return _with_images(server, outcome.execution, "lego_edit", {**outcome.plan(), "timings": outcome.execution.timings()})
+        return await _with_images(server, outcome.execution, "lego_edit", {**outcome.plan(), "timings": outcome.execution.timings()})
 
     @server.tool(
         name="plan_edit",
@@ -174,7 +178,7 @@ def register(server: "LegoEditServer") -> None:
         except InvalidInput as exc:
             details = {"issues": [i.as_dict() for i in exc.issues]} if hasattr(exc, "issues") else None
             return error_result(str(exc), details)
-        return _with_images(server, execution, "run_workflow", {
+        return await _with_images(server, execution, "run_workflow", {
             "workflow": parsed.to_json(),
             "timings": execution.timings(),
             "warnings": warnings,
@@ -193,11 +197,11 @@ def register(server: "LegoEditServer") -> None:
         return prompt.render("<instruction>")
 
 
-def _with_images(server: "LegoEditServer", execution: Execution, label: str, structured: dict[str, Any]) -> types.CallToolResult:
+async def _with_images(server: "LegoEditServer", execution: Execution, label: str, structured: dict[str, Any]) -> types.CallToolResult:
     content: list[types.ContentBlock] = []
     results = []
-    for i, image in enumerate(execution.results, 1):
-        entry, blocks = image_content(server.registry, f"{label}.result{i}", image)
+    for i, image in enumerate(execution.results, 1):  # thumbnails and saved copies are encoded off the loop
+        entry, blocks = await anyio.to_thread.run_sync(image_content, server.registry, f"{label}.result{i}", image)
         results.append(entry)
         content += blocks
     structured = {"results": results, **structured}

@@ -11,8 +11,8 @@ import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx2
 import cv2
+import httpx2
 import numpy as np
 import pytest
 from mcp import Client, StdioServerParameters
@@ -20,6 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import ImageContent
 from PIL import Image
 
+from tests.conftest import photo
 from tests.server.conftest import MODES
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -173,3 +174,33 @@ def test_the_auth_scheme_is_case_insensitive(http_server, header):
 @pytest.mark.parametrize("header", ["Basic s3cret-token", "s3cret-token", "Bearer s3cret-token-and-more", "Bearers3cret-token"])
 def test_other_schemes_and_near_tokens_are_refused(http_server, header):
     assert httpx2.post(http_server, json=INIT, headers={**HEADERS, "Authorization": header}).status_code == 401
+
+
+@pytest.mark.filterwarnings("ignore:ping is removed")  # ping is the handshake era's, and the plainest probe
+@pytest.mark.parametrize("tool", ["lego_edit", "run_workflow"])
+async def test_a_second_client_is_answered_while_a_big_photo_is_decoded_and_edited(http_server, settings, tool):
+    import anyio
+
+    big = settings.allowed_roots[0] / "big.png"
+    Image.fromarray(cv2.resize(photo("astronaut"), (6000, 4000))).save(big, compress_level=1)  # 24 MP: ~1 s to decode
+    workflow = {"pipeline": [{"step": 1, "model": "ADJUST", "input": {"image": "init[image]", "warmth": 0.3}, "output": {"image": "step1[image]"}},
+                             {"result": "[step1[image]]"}]}
+    args = {"image": str(big), **({"instruction": "warmer"} if tool == "lego_edit" else {"workflow": workflow})}
+    gaps = []
+    async with http_client(http_server, "auto") as editing, http_client(http_server, "legacy") as pinging:
+        async def ping_all_along(done: anyio.Event) -> None:
+            last = time.perf_counter()
+            while not done.is_set():
+                await pinging.send_ping()
+                now = time.perf_counter()
+                gaps.append(now - last)  # a blocked server loop delays the answer
+                last = now
+                await anyio.sleep(0.02)
+
+        done = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ping_all_along, done)
+            result = await editing.call_tool(tool, args)
+            done.set()
+    assert not result.is_error, result.content
+    assert len(gaps) > 10 and max(gaps) < 0.4, max(gaps)
