@@ -6,10 +6,7 @@ from typing import Any
 
 from .spec import BrickSpec, Output, Param
 
-_REF_HINT = {
-    "Image": "image reference: lego://images/<id>, file path, or data:image/...;base64 URI",
-    "Mask": "mask reference (grey or alpha image, thresholded at half): lego://images/<id>, file path, or data URI",
-}
+_REF_HINT = {"Image": "image reference", "Mask": "mask reference, 255 = selected"}  # the forms: the server's instructions
 _JSON_TYPE = {"Str": "string", "Float": "number", "Int": "integer", "Bool": "boolean"}
 
 
@@ -37,15 +34,10 @@ def _param(p: Param) -> dict[str, Any]:
     return out
 
 
-IMAGE_RESULT_SCHEMA: dict[str, Any] = {
+IMAGE_RESULT_SCHEMA: dict[str, Any] = {  # also width, height and (with an output directory) path
     "type": "object",
-    "properties": {
-        "uri": {"type": "string", "description": "lego://images/<id>; pass it to the next tool or read it as a resource"},
-        "width": {"type": "integer"},
-        "height": {"type": "integer"},
-        "path": {"type": "string", "description": "full-resolution PNG, when the server has an output directory"},
-    },
-    "required": ["uri", "width", "height"],
+    "properties": {"uri": {"type": "string"}, "width": {"type": "integer"}, "height": {"type": "integer"}},
+    "required": ["uri"],
 }
 
 

@@ -22,7 +22,6 @@ from bricks.store import URI_PREFIX
 
 from . import __version__
 from .notify import ToolListNotifier, watch_sources
-from .registration_tools import with_definition_schema
 from .registrations import RuntimeTools
 from .results import error_result, tool_result
 
@@ -34,11 +33,12 @@ RESERVED = {name: f"the server's own tool '{name}'" for name in SERVER_TOOLS}
 """Names no brick may take: pass to `Registry.from_settings` so sources never load a clash."""
 
 INSTRUCTIONS = """\
-Image-editing bricks (Lego-Edit). Every image result is stored and returned as a
-lego://images/<id> URI with a small thumbnail: pass the URI to the next tool instead of
-re-sending pixels, and read it as a resource for the full-resolution PNG. Masks are
-single-channel images, 255 = selected. Inputs also accept file paths under the server's
-allowed roots and data:image/...;base64 URIs."""
+Image-editing bricks (Lego-Edit). Every image result is stored and returned as
+{"uri": "lego://images/<id>", "width", "height"} with a small thumbnail: pass the URI to the
+next tool instead of re-sending pixels, and read it as a resource for the full-resolution PNG.
+An image or mask reference is such a URI, a file path under the server's allowed roots, or a
+data:image/...;base64 URI. Masks are single-channel images, 255 = selected (any image works:
+its alpha, else its grey level, thresholded at half)."""
 
 
 def mcp_tool(brick: Brick) -> Tool:
@@ -83,8 +83,7 @@ class LegoEditServer(MCPServer[Any]):
         _advertise_list_changed(self)
 
     async def list_tools(self) -> list[Tool]:
-        own = [with_definition_schema(t) for t in await super().list_tools()]
-        return [*(mcp_tool(b) for b in self.registry.available()), *own]
+        return [*(mcp_tool(b) for b in self.registry.available()), *await super().list_tools()]
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None

@@ -29,13 +29,21 @@ Builder of lego_edit. Two kinds, neither runs new code:
 It is kept across restarts until unregister_tool removes it."""
 
 
+DEFINITION_SCHEMA_URI = "lego://schemas/tool-definition"
+
+
 def register(server: LegoEditServer) -> None:
     runtime = server.runtime_tools
+
+    @server.resource(DEFINITION_SCHEMA_URI, name="tool-definition-schema", mime_type="application/json",
+                     description="JSON Schema of the definition register_tool takes")
+    def tool_definition_schema() -> str:
+        return json.dumps(definition_schema(), indent=1)
 
     @server.tool(name="register_tool", description=REGISTER_DESCRIPTION,
                  annotations=types.ToolAnnotations(destructive_hint=False, open_world_hint=False))
     async def register_tool(
-        definition: Annotated[dict[str, Any], Field(description="The tool: see the schema of this parameter.")],
+        definition: Annotated[dict[str, Any], Field(description=f"The tool's definition; its JSON Schema is the resource {DEFINITION_SCHEMA_URI}.")],
     ) -> types.CallToolResult:
         try:
             brick = await runtime.register(definition_of(definition))
@@ -72,20 +80,6 @@ def _described(brick: Brick) -> types.CallToolResult:
 
 
 @functools.cache
-def _register_schema() -> dict[str, Any]:
-    definition = ToolDefinition.model_json_schema()
-    defs = definition.pop("$defs", {})
-    return {
-        "type": "object",
-        "properties": {"definition": definition},
-        "required": ["definition"],
-        "additionalProperties": False,
-        "$defs": defs,
-    }
-
-
-def with_definition_schema(tool: types.Tool) -> types.Tool:
-    """register_tool is advertised with the full schema of a definition; its body validates it."""
-    if tool.name != "register_tool":
-        return tool
-    return tool.model_copy(update={"input_schema": _register_schema()})
+def definition_schema() -> dict[str, Any]:
+    """The JSON Schema of a register_tool definition (a resource, so tools/list stays short)."""
+    return ToolDefinition.model_json_schema()

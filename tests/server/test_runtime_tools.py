@@ -212,9 +212,11 @@ async def test_bad_registrations_are_clear_errors_and_the_server_keeps_serving(s
 async def test_the_register_tool_schema_describes_a_definition(server):
     async with Client(server) as client:
         tool = next(t for t in (await client.list_tools()).tools if t.name == "register_tool")
-    definition = tool.input_schema["properties"]["definition"]
+        uri = "lego://schemas/tool-definition"
+        assert uri in tool.input_schema["properties"]["definition"]["description"]  # linked, not inlined
+        definition = json.loads((await client.read_resource(uri)).contents[0].text)
     assert {"name", "builder_id", "inputs", "composite", "remote"} <= set(definition["properties"])
-    assert "Param" in tool.input_schema["$defs"]
+    assert "Param" in definition["$defs"]
 
 
 async def test_a_brick_file_cannot_take_a_name_of_the_server(settings):
