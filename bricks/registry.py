@@ -171,36 +171,42 @@ class Registry:
 
     # -- calling -----------------------------------------------------------------
     async def call(
-        self, name: str, args: Mapping[str, Any] | None, *, on_progress: ProgressCallback | None = None
+        self, name: str, args: Mapping[str, Any] | None, *, on_progress: ProgressCallback | None = None,
+        addressable: bool = True,
     ) -> dict[str, Any]:
         """Run a brick on wire arguments; image outputs come back as `StoredImage`s.
 
         Everything after the lookup (decoding inputs, the brick, storing outputs) runs in one
-        worker thread, so the event loop never waits on pixels.
+        worker thread, so the event loop never waits on pixels. `addressable=False`: the outputs
+        are a workflow's intermediates, never shown to a client, so they get cheap random ids
+        instead of content hashes (see `ImageStore.put`).
         """
         brick = self.get(name)
         backend, why = self.backend_for(brick)
         if backend is None:
             raise InvalidInput(f"not available on this server ({why})", brick=brick.name)
         if brick.runner is not None:
-            return await self._run_runner(brick, brick.runner, args, on_progress)
-        return await anyio.to_thread.run_sync(self._run, brick, backend, args, WorkerContext(on_progress))
+            return await self._run_runner(brick, brick.runner, args, on_progress, addressable)
+        return await anyio.to_thread.run_sync(self._run, brick, backend, args, WorkerContext(on_progress), addressable)
 
     async def _run_runner(
-        self, brick: Brick, runner: Runner, args: Mapping[str, Any] | None, on_progress: ProgressCallback | None
+        self, brick: Brick, runner: Runner, args: Mapping[str, Any] | None, on_progress: ProgressCallback | None,
+        addressable: bool = True,
     ) -> dict[str, Any]:
         with _brick_errors(brick.name):
             raw = await runner(self, _checked_args(brick, args), on_progress)
-        return await anyio.to_thread.run_sync(self._store_outputs, brick, raw)
+        return await anyio.to_thread.run_sync(self._store_outputs, brick, raw, addressable)
 
-    def _run(self, brick: Brick, backend: str, args: Mapping[str, Any] | None, ctx: BrickContext) -> dict[str, Any]:
+    def _run(
+        self, brick: Brick, backend: str, args: Mapping[str, Any] | None, ctx: BrickContext, addressable: bool = True
+    ) -> dict[str, Any]:
         with _brick_errors(brick.name):
             inputs = self._prepare(brick, args)
             fn, wants_ctx = brick.impl(backend)
             if wants_ctx:
                 inputs["ctx"] = ctx
             raw = fn(**inputs)
-        return self._store_outputs(brick, raw)
+        return self._store_outputs(brick, raw, addressable)
 
     def _prepare(self, brick: Brick, args: Mapping[str, Any] | None) -> dict[str, Any]:
         args = _checked_args(brick, args)
@@ -232,7 +238,7 @@ class Registry:
             inputs[p.name] = value
         return inputs
 
-    def _store_outputs(self, brick: Brick, raw: Any) -> dict[str, Any]:
+    def _store_outputs(self, brick: Brick, raw: Any, addressable: bool = True) -> dict[str, Any]:
         if not isinstance(raw, Mapping):
             raise BrickFailed(brick.name, f"returned {type(raw).__name__}, not a dict of outputs")
         declared = {o.name: o for o in brick.spec.outputs}
@@ -246,7 +252,7 @@ class Registry:
                 if not out.optional:
                     raise BrickFailed(brick.name, f"returned no '{name}'")
                 continue
-            result[name] = _check_output(brick.name, out.type, name, value, self.store, self.settings.max_pixels)
+            result[name] = _check_output(brick.name, out.type, name, value, self.store, self.settings.max_pixels, addressable)
         return result
 
 
@@ -317,7 +323,9 @@ def _describe_error(err: jsonschema.ValidationError) -> str:
     return err.message
 
 
-def _check_output(brick: str, kind: str, name: str, value: Any, store: ImageStore, max_pixels: int) -> Any:
+def _check_output(
+    brick: str, kind: str, name: str, value: Any, store: ImageStore, max_pixels: int, addressable: bool = True
+) -> Any:
     if kind in IMAGE_TYPES:
         if isinstance(value, StoredImage):  # a composite's step already stored it
             return value
@@ -332,7 +340,7 @@ def _check_output(brick: str, kind: str, name: str, value: Any, store: ImageStor
             value = binary(value if value.dtype == bool else value > 127)
         elif value.dtype != np.uint8 or value.ndim != 3 or value.shape[2] not in (3, 4):
             raise BrickFailed(brick, f"output image '{name}' has shape {value.shape} {value.dtype}, expected uint8 RGB(A)")
-        stored: StoredImage = store.put(value)
+        stored: StoredImage = store.put(value, addressable=addressable)
         return stored
     if kind == "Float":
         try:

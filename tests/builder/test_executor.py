@@ -87,3 +87,16 @@ async def test_cancelling_stops_the_running_step(registry):
         await run_workflow(registry, wf, registry.store.put(photo("chelsea")).uri, on_progress=progress)
     assert scope.cancelled_caught
     assert reports == ["step 1 segment_salient: salient-object network"]  # stopped at the next check
+
+
+async def test_only_the_result_gets_a_content_id(registry):
+    wf = {"pipeline": [
+        {"step": 1, "model": "ADJUST", "input": {"image": "init[image]", "warmth": 0.3}, "output": {"image": "step1[image]"}},
+        {"step": 2, "model": "ADJUST", "input": {"image": "step1[image]", "contrast": 0.2}, "output": {"image": "step2[image]"}},
+        {"result": "[step2[image]]"}]}
+    image = registry.store.put(photo("coffee")).uri
+    (_, _, first), (_, _, second) = [await run_workflow(registry, wf, image) for _ in range(2)]
+    (a,), (b,) = first.results, second.results
+    assert a.id == b.id == registry.store.put(registry.store.get(a.id)).id  # the same pixels, the same id
+    step1 = [r.outputs["image"].id for r in (*first.steps, *second.steps) if r.step == 1]
+    assert step1[0] != step1[1]  # intermediates: cheap random ids, never hashed nor shared
