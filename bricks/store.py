@@ -70,6 +70,7 @@ class ImageStore:
         self._bytes = 0
         self._lock = threading.RLock()  # bricks run in worker threads
         self._trim_lock = threading.Lock()
+        self._spilling: dict[str, np.ndarray] = {}  # out of memory, not yet on disk
         self._unwritten: queue.Queue[tuple[str, np.ndarray]] = queue.Queue()
         self._writer: threading.Thread | None = None
 
@@ -90,7 +91,8 @@ class ImageStore:
                 return _describe(image_id, array)
             self._memory[image_id] = array
             self._bytes += array.nbytes
-            self._spill_over_budget()
+            evicted = self._over_budget()
+        self._spill(evicted)
         if addressable:
             self._write_soon(image_id, array)
         return _describe(image_id, array)
@@ -102,6 +104,8 @@ class ImageStore:
             array = self._memory.get(image_id)
             if array is not None:
                 self._memory.move_to_end(image_id)
+                return array
+            if (array := self._spilling.get(image_id)) is not None:  # on its way to disk
                 return array
         path = self._png_path(image_id)
         try:
@@ -118,11 +122,13 @@ class ImageStore:
         with contextlib.suppress(FileNotFoundError):  # trimmed meanwhile: the pixels are read all the same
             os.utime(path)  # disk LRU
         array.setflags(write=False)
+        evicted = []
         with self._lock:  # back in memory: the next read is free
             if image_id not in self._memory:
                 self._memory[image_id] = array
                 self._bytes += array.nbytes
-                self._spill_over_budget()
+                evicted = self._over_budget()
+        self._spill(evicted)
         return array
 
     def info(self, image_id: str) -> StoredImage:
@@ -213,14 +219,28 @@ class ImageStore:
         tmp.write_bytes(data)
         os.replace(tmp, path)  # atomic: a reader never sees half a file
 
-    def _spill_over_budget(self) -> None:
-        wrote = False
+    def _over_budget(self) -> list[tuple[str, np.ndarray]]:
+        """Take the least recently used images out of memory beyond the budget (the lock is held);
+        until `_spill` has written them they are still served from `_spilling`."""
+        evicted = []
         while self._bytes > self.memory_budget and len(self._memory) > 1:
             image_id, array = self._memory.popitem(last=False)
             self._bytes -= array.nbytes
-            if not self._on_disk(image_id):
-                self._write_raw(image_id, array)  # raw: a copy, not an encode, while the lock is held
-                wrote = True
+            self._spilling[image_id] = array
+            evicted.append((image_id, array))
+        return evicted
+
+    def _spill(self, evicted: list[tuple[str, np.ndarray]]) -> None:
+        """Write evicted images to disk, outside the lock: other calls go on meanwhile."""
+        wrote = False
+        for image_id, array in evicted:
+            try:
+                if not self._on_disk(image_id):
+                    self._write_raw(image_id, array)
+                    wrote = True
+            finally:
+                with self._lock:
+                    self._spilling.pop(image_id, None)
         if wrote:
             self._trim_disk()
 

@@ -114,3 +114,29 @@ def test_png_of_an_image_trimmed_from_disk_is_encoded_again(tmp_path):
     first = store.png(image_id)
     (tmp_path / f"{image_id}.png").unlink()  # trimmed by someone else
     assert store.png(image_id) == first
+
+
+def test_a_spill_does_not_hold_up_other_calls(tmp_path, monkeypatch):
+    import threading
+
+    store = ImageStore(tmp_path, memory_budget=200_000)
+    kept = store.put(np.zeros((100, 100, 3), np.uint8), addressable=False)  # only the spill writes it
+    writing, release = threading.Event(), threading.Event()
+    real = store._write_raw
+
+    def slow_write(image_id, array):  # a slow disk
+        writing.set()
+        release.wait(5)
+        real(image_id, array)
+
+    monkeypatch.setattr(store, "_write_raw", slow_write)
+    spiller = threading.Thread(target=store.put, args=(np.ones((300, 300, 3), np.uint8),), kwargs={"addressable": False})
+    spiller.start()  # over the budget: `kept` is spilled, slowly
+    assert writing.wait(5)
+    reader = threading.Thread(target=lambda: store.get(kept.id))  # the spilled image, still on its way
+    reader.start()
+    reader.join(1)
+    assert not reader.is_alive()  # answered while the write was still going on
+    release.set()
+    spiller.join(5)
+    store.wait_written()
