@@ -7,12 +7,17 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .cpu.weights import default_models_dir
+
+def _cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lego-edit-mcp"
 
 
 def _default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "lego-edit-mcp" / "images"
+    return _cache_home() / "images"
+
+
+def _default_models_dir() -> Path:
+    return _cache_home() / "models"
 
 
 def _default_state_dir() -> Path:
@@ -50,7 +55,7 @@ class Settings:
     (in LEGO_EDIT_REMOTE_SERVERS, separated by ';')."""
     backend: str = "auto"
     """'auto' picks the first backend a brick lists that can run here; 'cpu' forces CPU backends."""
-    models_dir: Path = field(default_factory=default_models_dir)
+    models_dir: Path = field(default_factory=_default_models_dir)
     """Trained weights of the CPU bricks, put there by `lego-edit-mcp fetch-models`."""
     models_file: Path | None = None
     """A TOML file overriding the GPU bricks' model configuration (see bricks/gpu/models.toml)."""

@@ -2,7 +2,7 @@
 
 Decoded arrays stay in memory up to a byte budget. Every image a client can address is also
 written to the cache directory soon after it is stored, by a background thread, as raw `.npy`
-(a copy at memory speed, ~2 ms per megapixel, off the call path), so `lego://images/` URIs
+(a copy at memory speed, ~6 ms per megapixel, off the call path), so `lego://images/` URIs
 survive the process being killed; spilling beyond the budget writes the same. PNG is encoded
 only when an image is read as a resource or saved, and then replaces the raw file.
 """
@@ -207,17 +207,10 @@ class ImageStore:
                 self._unwritten.task_done()
 
     def _write_raw(self, image_id: str, array: np.ndarray) -> None:
-        path = self._raw_path(image_id)
-        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-        with tmp.open("wb") as f:
-            np.save(f, array, allow_pickle=False)
-        os.replace(tmp, path)  # atomic: a reader never sees half a file
+        _write_atomically(self._raw_path(image_id), lambda f: np.save(f, array, allow_pickle=False))
 
     def _write(self, image_id: str, data: bytes) -> None:
-        path = self._png_path(image_id)
-        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)  # atomic: a reader never sees half a file
+        _write_atomically(self._png_path(image_id), lambda f: f.write(data))
 
     def _over_budget(self) -> list[tuple[str, np.ndarray]]:
         """Take the least recently used images out of memory beyond the budget (the lock is held);
@@ -265,3 +258,11 @@ class ImageStore:
                 path.unlink(missing_ok=True)
         finally:
             self._trim_lock.release()
+
+
+def _write_atomically(path: Path, fill) -> None:
+    """Write through a temporary file and rename it: a reader never sees half a file."""
+    tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
+    with tmp.open("wb") as f:
+        fill(f)
+    os.replace(tmp, path)

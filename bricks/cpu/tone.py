@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 from ..errors import InvalidInput
-from .matting import soft_alpha
+from .matting import blend_inside
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 _WARMTH_GAIN = 0.2  # warmth 1 multiplies red by 1.2 and blue by 0.8
@@ -57,8 +57,7 @@ def adjust(
         x += sharpness * (x - cv2.GaussianBlur(x, (0, 0), sigma))
     out = np.clip(np.rint(x), 0, 255).astype(np.uint8)
     if region is not None:
-        weight = np.clip(2 * soft_alpha(original, mask) - 1, 0, 1)[..., None] * region[..., None]
-        out = np.rint(original + (out.astype(np.float32) - original) * weight).astype(np.uint8)
+        out = blend_inside(original, out, mask)
     return {"image": _with_alpha(image, out)}
 
 

