@@ -1,4 +1,9 @@
-"""Renderings of a `BrickSpec` for MCP: the tool's input and output JSON Schemas."""
+"""Renderings of a `BrickSpec` for MCP: the tool's input and output JSON Schemas.
+
+Hosts put every tool's schemas in the model's context, so they carry what a caller needs and
+no more: what the reference forms are and what an image result holds is said once, in the
+server's instructions; integral numbers are written as integers.
+"""
 
 from __future__ import annotations
 
@@ -6,50 +11,50 @@ from typing import Any
 
 from .spec import BrickSpec, Output, Param
 
-_REF_HINT = {"Image": "image reference", "Mask": "mask reference, 255 = selected"}  # the forms: the server's instructions
+_REF_HINT = {"Image": "image reference", "Mask": "mask reference"}
 _JSON_TYPE = {"Str": "string", "Float": "number", "Int": "integer", "Bool": "boolean"}
+
+IMAGE_RESULT_SCHEMA: dict[str, Any] = {"type": "object", "properties": {"uri": {"type": "string"}}}
+"""Always with a uri, width and height (and with an output directory, path): the instructions say so."""
 
 
 def input_schema(spec: BrickSpec) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": {p.name: _param(p) for p in spec.inputs},
-        "required": [p.name for p in spec.inputs if p.required],
-        "additionalProperties": False,
-    }
+    return _object({p.name: _param(p) for p in spec.inputs}, [p.name for p in spec.inputs if p.required], closed=True)
+
+
+def output_schema(spec: BrickSpec) -> dict[str, Any]:
+    return _object({o.name: _output(o) for o in spec.outputs}, [o.name for o in spec.outputs if not o.optional])
+
+
+def _object(properties: dict[str, Any], required: list[str], closed: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        out["required"] = required
+    if closed:
+        out["additionalProperties"] = False
+    return out
 
 
 def _param(p: Param) -> dict[str, Any]:
     if p.type in _REF_HINT:
-        return {"type": "string", "description": f"{p.description} ({_REF_HINT[p.type]})"}
+        hint = _REF_HINT[p.type]
+        return {"type": "string", "description": f"{p.description} ({hint})" if p.description else hint.capitalize()}
     out: dict[str, Any] = {"type": _JSON_TYPE[p.type], "description": p.description}
     if p.enum is not None:
         out["enum"] = list(p.enum)
-    if p.minimum is not None:
-        out["minimum"] = p.minimum
-    if p.maximum is not None:
-        out["maximum"] = p.maximum
-    if p.default is not None:
-        out["default"] = p.default
+    for key in ("minimum", "maximum", "default"):
+        value = getattr(p, key)
+        if value is not None:
+            out[key] = _number(value)
     return out
 
 
-IMAGE_RESULT_SCHEMA: dict[str, Any] = {  # also width, height and (with an output directory) path
-    "type": "object",
-    "properties": {"uri": {"type": "string"}, "width": {"type": "integer"}, "height": {"type": "integer"}},
-    "required": ["uri"],
-}
-
-
-def output_schema(spec: BrickSpec) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": {o.name: _output(o) for o in spec.outputs},
-        "required": [o.name for o in spec.outputs if not o.optional],
-    }
-
-
 def _output(o: Output) -> dict[str, Any]:
-    if o.type in ("Image", "Mask"):
-        return {**IMAGE_RESULT_SCHEMA, "description": o.description}
-    return {"type": _JSON_TYPE[o.type], "description": o.description}
+    out = dict(IMAGE_RESULT_SCHEMA) if o.type in ("Image", "Mask") else {"type": _JSON_TYPE[o.type]}
+    if o.description:
+        out["description"] = o.description
+    return out
+
+
+def _number(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value

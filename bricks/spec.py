@@ -31,7 +31,7 @@ class Param(_Strict):
 
     name: str = Field(pattern=_NAME)
     type: ValueType
-    description: str = Field(min_length=1)
+    description: str | None = Field(None, min_length=1, description="needed unless an Image or Mask says it all")
     required: bool = True
     default: Any = None
     minimum: float | None = None
@@ -42,6 +42,8 @@ class Param(_Strict):
     def _consistent(self) -> Param:
         if self.required and self.default is not None:
             raise ValueError(f"input '{self.name}' is required and also has a default")
+        if self.description is None and self.type not in IMAGE_TYPES:
+            raise ValueError(f"input '{self.name}': a {self.type} input needs a description")
         numeric = self.type in ("Float", "Int")
         if (self.minimum is not None or self.maximum is not None) and not numeric:
             raise ValueError(f"input '{self.name}': minimum/maximum only apply to Float and Int")
@@ -75,7 +77,7 @@ class Output(_Strict):
 
     name: str = Field(pattern=_NAME)
     type: Literal["Image", "Mask", "Str", "Float"]
-    description: str = Field(min_length=1)
+    description: str | None = Field(None, min_length=1)
     optional: bool = False
     when_given: str | None = None
 
@@ -105,6 +107,9 @@ class BrickSpec(_Strict):
     title: str | None = None
     description: str = Field(min_length=1)
     constraint: str | None = None
+    notes: dict[Literal["gpu", "cpu"], str] = Field(
+        default_factory=dict, description="backend -> what it can and cannot do, told only when it runs the brick"
+    )
     inputs: tuple[Param, ...]
     outputs: tuple[Output, ...] = Field(min_length=1)
     same_size: bool = Field(True, description="all image and mask inputs must share one size")
@@ -139,11 +144,17 @@ class BrickSpec(_Strict):
                     raise ValueError(f"input_sets: '{name}' is not an optional input")
         if len(set(map(frozenset, self.input_sets))) != len(self.input_sets) or len(self.input_sets) == 1:
             raise ValueError("input_sets: give two or more different sets")
+        if set(self.notes) - set(self.backends):
+            raise ValueError(f"notes: {sorted(set(self.notes) - set(self.backends))} not among the backends")
         for backend, target in self.backends.items():
             module, _, attr = target.partition(":")
             if not module or not attr:
                 raise ValueError(f"backend '{backend}': impl must be 'module:attribute', got {target!r}")
         return self
+
+    def usage(self, backend: str | None) -> str:
+        """When and how to use the brick: its constraint, then the note of the backend running it."""
+        return " ".join(t for t in (self.constraint, self.notes.get(backend or "")) if t)
 
     def input(self, name: str) -> Param | None:
         return next((p for p in self.inputs if p.name == name), None)

@@ -49,12 +49,13 @@ def instruction_text(instruction: str, has_mask: bool) -> str:
     return USER_MASK_NOTE + instruction if has_mask else instruction
 
 
-def brick_text(spec: BrickSpec, number: int) -> str:
-    """One model entry: '3.SOS (description)' then its Input / Output / Constraint lines."""
+def brick_text(spec: BrickSpec, number: int, backend: str | None = None) -> str:
+    """One model entry: '3.SOS (description)' then its Input / Output / Constraint lines; the
+    constraint ends with the note of the backend that runs it."""
     inputs = ", ".join(f"{p.type}[{p.name}]" for p in spec.inputs)
     outputs = ", ".join(f"{o.type}[{o.name}]" for o in spec.outputs)
     lines = [f"{number}.{spec.builder_id} ({spec.description})", f"Input: {{{inputs}}}", f"Output: {{{outputs}}}"]
-    constraints = [spec.constraint or ""]
+    constraints = [spec.usage(backend)]
     if spec.input_sets:
         constraints.append(f"Give exactly one of these sets of inputs, the others null: {spec.input_sets_text()}.")
     produced = [f"{o.name} only when {o.when_given} is given" for o in spec.outputs if o.when_given]
@@ -84,24 +85,25 @@ class BuilderPrompt:
         self.examples = load_examples()
 
     def render(self, instruction: str) -> str:
-        specs = [b.spec for b in self.registry.available()]
+        bricks = [(b.spec, self.registry.backend_for(b)[0]) for b in self.registry.available()]
+        specs = [spec for spec, _ in bricks]
         ids = {s.builder_id for s in specs}
         used = {t for s in specs for t in [*(p.type for p in s.inputs), *(o.type for o in s.outputs)]}
         types = [t for t in _TYPE_LINES if t in used]
         examples = [e for e in self.examples if e.bricks() <= ids]
         text = self.template.safe_substitute(
             types="There are only these types of input and output:\n" + "\n".join(f"{i}. {_TYPE_LINES[t]}" for i, t in enumerate(types, 1)),
-            predict_models=self._models(specs, "predict"),
-            edit_models=self._models(specs, "edit"),
+            predict_models=self._models(bricks, "predict"),
+            edit_models=self._models(bricks, "edit"),
             examples="".join(self._example(i, e) for i, e in enumerate(examples, 1)),
             instruction=instruction,
         )
         return text.replace("YourInstruction", instruction)
 
     @staticmethod
-    def _models(specs: list[BrickSpec], kind: str) -> str:
-        chosen = [s for s in specs if s.kind == kind]
-        return "\n".join(brick_text(s, i) for i, s in enumerate(chosen, 1)) or "(none available)"
+    def _models(bricks: list[tuple[BrickSpec, str | None]], kind: str) -> str:
+        chosen = [(s, backend) for s, backend in bricks if s.kind == kind]
+        return "\n".join(brick_text(s, i, backend) for i, (s, backend) in enumerate(chosen, 1)) or "(none available)"
 
     @staticmethod
     def _example(number: int, example: Example) -> str:

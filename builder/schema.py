@@ -108,7 +108,7 @@ def _step(spec: BrickSpec, refs: _References, group: tuple[str, ...] | None) -> 
     for o in spec.outputs:
         ref = {"type": "string", "pattern": f"^step[0-9]+\\[{o.name}\\]$"}
         value = null if o.when_given in off else {"anyOf": [ref, null]}
-        described = f"{o.type}: {o.description} 'step<N>[{o.name}]' with this step's number, or null if unused."
+        described = f"{o.type}: {_sentence(o.description)}'step<N>[{o.name}]' with this step's number, or null if unused."
         outputs[o.name] = {"description": described, **value}
     inputs = {
         p.name: {"description": "Not given with this set of inputs.", **null} if p.name in off else _input(p, refs, group)
@@ -173,5 +173,10 @@ def _input(p: Param, refs: _References, group: tuple[str, ...] | None = None) ->
             options.append({"type": "string", "pattern": f"^({alternatives})$"})
     if not p.required and not (group and p.name in group):
         options.append({"type": "null"})
-    description = f"{p.type}: {p.description}" + (f" Null means {p.default!r}." if p.default is not None else "")
+    description = (f"{p.type}: {_sentence(p.description)}" + (f"Null means {p.default!r}." if p.default is not None else "")).rstrip()
     return {"description": description, **options[0]} if len(options) == 1 else {"description": description, "anyOf": options}
+
+
+def _sentence(text: str | None) -> str:
+    """A description followed by a space, or nothing."""
+    return f"{text} " if text else ""

@@ -41,18 +41,47 @@ data:image/...;base64 URI. Masks are single-channel images, 255 = selected (any 
 its alpha, else its grey level, thresholded at half)."""
 
 
-def mcp_tool(brick: Brick) -> Tool:
+def mcp_tool(brick: Brick, backend: str | None) -> Tool:
+    """The brick as an MCP tool; its usage text ends with the note of the backend that runs it."""
     spec = brick.spec
-    description = spec.description if not spec.constraint else f"{spec.description}\n\n{spec.constraint}"
     annotations = spec.annotations.model_dump(exclude_none=True) if spec.annotations else {}
+    usage = spec.usage(backend)
     return Tool(
         name=spec.name,
         title=spec.title or annotations.get("title"),
-        description=f"{description}\n\n(Lego-Edit brick {spec.builder_id})",
+        description=f"{spec.description} {usage}".rstrip(),
         input_schema=brick.input_schema,
         output_schema=brick.output_schema,
         annotations=ToolAnnotations.model_validate(annotations) if annotations else None,
     )
+
+
+def compact_tool(tool: Tool) -> Tool:
+    """A tool the SDK rendered from a signature, without what pydantic adds for nothing: titles,
+    `additionalProperties: true`, and `null` alternatives of optional inputs (leaving one out means null)."""
+    update: dict[str, Any] = {"input_schema": _compact(tool.input_schema, inputs=True)}
+    if tool.output_schema is not None:
+        update["output_schema"] = _compact(tool.output_schema, inputs=False)
+    return tool.model_copy(update=update)
+
+
+def _compact(schema: Any, *, inputs: bool) -> Any:
+    if isinstance(schema, list):
+        return [_compact(s, inputs=inputs) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {
+        key: {k: _compact(v, inputs=inputs) for k, v in value.items()} if key in ("properties", "$defs")
+        else _compact(value, inputs=inputs)
+        for key, value in schema.items()
+        if key != "title" and not (key == "additionalProperties" and value is True)
+    }
+    options = out.get("anyOf")
+    if inputs and "default" in out and out["default"] is None and isinstance(options, list) and {"type": "null"} in options:
+        rest = [o for o in options if o != {"type": "null"}]
+        del out["default"], out["anyOf"]
+        out = {**(rest[0] if len(rest) == 1 else {"anyOf": rest}), **out}
+    return out
 
 
 class LegoEditServer(MCPServer[Any]):
@@ -83,7 +112,8 @@ class LegoEditServer(MCPServer[Any]):
         _advertise_list_changed(self)
 
     async def list_tools(self) -> list[Tool]:
-        return [*(mcp_tool(b) for b in self.registry.available()), *await super().list_tools()]
+        bricks = [mcp_tool(b, self.registry.backend_for(b)[0]) for b in self.registry.available()]
+        return [*bricks, *(compact_tool(t) for t in await super().list_tools())]
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None

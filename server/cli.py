@@ -228,9 +228,9 @@ def _describe_tool(registry: Any, brick: Any) -> str:
             facts.append(f"{p.minimum if p.minimum is not None else '-inf'} to {p.maximum if p.maximum is not None else 'inf'}")
         if p.enum:
             facts.append("one of " + ", ".join(p.enum))
-        lines.append(f"    {p.name} ({'; '.join(facts)}): {p.description}")
+        lines.append(f"    {p.name} ({'; '.join(facts)})" + (f": {p.description}" if p.description else ""))
     lines.append("  outputs:")
-    lines += [f"    {o.name} ({o.type}): {o.description}" for o in spec.outputs]
+    lines += [f"    {o.name} ({o.type})" + (f": {o.description}" if o.description else "") for o in spec.outputs]
     lines.append(f"  e.g. lego-edit-mcp call {spec.name} " + " ".join(f"{p.name}=..." for p in spec.inputs if p.required))
     return "\n".join(lines)
 

@@ -14,10 +14,11 @@ import anyio.to_thread
 import mcp.types as types
 from mcp.server.mcpserver import Context, Resolve, Sample
 from mcp.shared.exceptions import MCPDeprecationWarning
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
 from bricks import InvalidInput
 from bricks.images import thumbnail
+from bricks.render import IMAGE_RESULT_SCHEMA
 from builder.editor import MAX_INSTRUCTION, EditFailed, Editor, run_workflow
 from builder.executor import Execution, StepFailed, store_inits
 from builder.planners.base import PlannerUnavailable, feedback_text
@@ -30,25 +31,19 @@ from .results import error_result, image_content
 if TYPE_CHECKING:
     from .app import LegoEditServer
 
-ImageArg = Annotated[str, Field(description="The image: a lego://images/<id> URI, a file path under an allowed root, or a data:image/...;base64 URI.")]
-MaskArg = Annotated[str | None, Field(description="Optional mask of the region the instruction is about (255 = selected), any image reference.")]
-InstructionArg = Annotated[str, Field(description="What to change, in plain language, e.g. 'blur the background' or 'make it warmer'.")]
-
-
-class ImageResult(BaseModel):
-    uri: str
-    width: int
-    height: int
-    path: str | None = None
+ImageArg = Annotated[str, Field(description="Image reference")]
+MaskArg = Annotated[str | None, Field(description="The region meant (mask reference).")]
+InstructionArg = Annotated[str, Field(description="What to change, e.g. 'blur the background'.")]
+ImageResults = Annotated[list[dict[str, Any]], WithJsonSchema({"type": "array", "items": IMAGE_RESULT_SCHEMA})]
 
 
 class EditResult(BaseModel):
-    results: list[ImageResult]
+    results: ImageResults
     reasoning: str
     workflow: dict[str, Any]
-    timings: dict[str, float] = Field(description="seconds per step, and 'total'")
+    timings: dict[str, float]
     warnings: list[str]
-    attempts: list[dict[str, Any]] = Field(description="every plan tried, with its error when it failed")
+    attempts: list[dict[str, Any]]
 
 
 class PlanResult(BaseModel):
@@ -59,7 +54,7 @@ class PlanResult(BaseModel):
 
 
 class RunResult(BaseModel):
-    results: list[ImageResult]
+    results: ImageResults
     workflow: dict[str, Any]
     timings: dict[str, float]
     warnings: list[str]
@@ -115,11 +110,10 @@ def register(server: "LegoEditServer") -> None:
     @server.tool(
         name="lego_edit",
         description=(
-            "Edit an image from a plain-language instruction: the Builder plans a workflow of editing bricks, "
-            "the server checks and runs it, and the edited image(s) come back by reference with thumbnails. "
-            "Give a mask to limit the edit to a region. Returns the reasoning, the workflow and per-step timings."
+            "Edit an image as a plain-language instruction says: the Builder plans a workflow of these tools "
+            "and the server runs it. Returns the results, the plan, its timings and every plan tried."
         ),
-        annotations=types.ToolAnnotations(read_only_hint=True, open_world_hint=False),
+        annotations=types.ToolAnnotations(read_only_hint=True),
     )
     async def lego_edit(
         image: ImageArg,
@@ -135,11 +129,8 @@ def register(server: "LegoEditServer") -> None:
 
     @server.tool(
         name="plan_edit",
-        description=(
-            "Plan an edit without running it: the Builder's reasoning and the checked workflow, "
-            "which run_workflow can run as is or after changes."
-        ),
-        annotations=types.ToolAnnotations(read_only_hint=True, open_world_hint=False),
+        description="Plan an edit without running it: the reasoning and the checked workflow, for run_workflow.",
+        annotations=types.ToolAnnotations(read_only_hint=True),
     )
     async def plan_edit(
         image: ImageArg,
@@ -157,18 +148,17 @@ def register(server: "LegoEditServer") -> None:
     @server.tool(
         name="run_workflow",
         description=(
-            "Run a workflow you wrote, in Lego-Edit's JSON format (read the resource lego://workflow/schema): "
-            "it is checked first, and nothing runs if it is invalid; the error names the step and the input. "
-            "init[image] is `image`, init[mask] is `mask`; `inputs` adds more initial images as init[<name>]."
+            "Run a workflow (its JSON Schema, with the tools' workflow ids: the resource lego://workflow/schema); "
+            "nothing runs if it is invalid. init[image] is image, init[mask] is mask, init[<name>] is inputs[<name>]."
         ),
-        annotations=types.ToolAnnotations(read_only_hint=True, open_world_hint=False),
+        annotations=types.ToolAnnotations(read_only_hint=True),
     )
     async def run_workflow_tool(
-        workflow: Annotated[dict[str, Any] | str, Field(description="The workflow: {process, pipeline: [steps..., {result}]}, as an object or JSON text.")],
+        workflow: Annotated[dict[str, Any] | str, Field(description="{process, pipeline: [steps..., {result}]}, as an object or JSON text.")],
         image: ImageArg,
         ctx: Context[Any, Any],
         mask: MaskArg = None,
-        inputs: Annotated[dict[str, str] | None, Field(description="Extra initial images by name, used as init[<name>].")] = None,
+        inputs: Annotated[dict[str, str] | None, Field(description="More initial images: name -> image reference.")] = None,
     ) -> Annotated[types.CallToolResult, RunResult]:
         progress = ctx.report_progress if ctx.request_context is not None else None
         try:

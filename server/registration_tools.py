@@ -17,16 +17,10 @@ from .results import error_result
 if TYPE_CHECKING:
     from .app import LegoEditServer
 
-REGISTER_DESCRIPTION = """\
-Add a tool while the server runs, usable at once by every client, by run_workflow and by the
-Builder of lego_edit. Two kinds, neither runs new code:
-- composite: a workflow of existing bricks with its own typed inputs, e.g. {"name": "soft_cutout",
-  "builder_id": "SOFT-CUTOUT", "description": "...", "inputs": [{"name": "image", "type": "Image",
-  "description": "the photo"}], "composite": {"pipeline": [{"step": 1, "model": "SOS", "input":
-  {"image": "init[image]"}, "output": {"mask": "step1[mask]"}}, ...], "outputs": {"image": "step2[image]"}}};
-- remote: a tool of an MCP server the operator allowed, {"remote": {"server": NAME, "tool": TOOL}},
-  with its inputs and outputs declared.
-It is kept across restarts until unregister_tool removes it."""
+REGISTER_DESCRIPTION = (
+    "Add a tool, at once usable by every client, run_workflow and lego_edit, and kept until unregistered: "
+    "a composite (a workflow of these tools) or a remote (a tool of an MCP server the operator allowed)."
+)
 
 
 DEFINITION_SCHEMA_URI = "lego://schemas/tool-definition"
@@ -41,9 +35,9 @@ def register(server: LegoEditServer) -> None:
         return json.dumps(definition_schema(), indent=1)
 
     @server.tool(name="register_tool", description=REGISTER_DESCRIPTION,
-                 annotations=types.ToolAnnotations(destructive_hint=False, open_world_hint=False))
+                 annotations=types.ToolAnnotations(destructive_hint=False))
     async def register_tool(
-        definition: Annotated[dict[str, Any], Field(description=f"The tool's definition; its JSON Schema is the resource {DEFINITION_SCHEMA_URI}.")],
+        definition: Annotated[dict[str, Any], Field(description=f"JSON Schema, with an example: the resource {DEFINITION_SCHEMA_URI}.")],
     ) -> types.CallToolResult:
         try:
             brick = await runtime.register(definition_of(definition))
@@ -53,11 +47,10 @@ def register(server: LegoEditServer) -> None:
         return _described(brick)
 
     @server.tool(name="unregister_tool", description=(
-        "Remove a tool added with register_tool. A tool that a composite uses cannot be removed: "
-        "unregister the composite first."),
-        annotations=types.ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=False))
+        "Remove a tool added with register_tool; unregister the composites that use it first."),
+        annotations=types.ToolAnnotations(destructive_hint=True, idempotent_hint=True))
     async def unregister_tool(
-        name: Annotated[str, Field(description="The tool's MCP name or Lego-Edit id.")],
+        name: Annotated[str, Field(description="Its MCP name or workflow id.")],
     ) -> types.CallToolResult:
         try:
             removed = runtime.unregister(name)

@@ -48,8 +48,23 @@ class RemotePart(_Strict):
     tool: str = Field(description="The tool's name on that server.")
 
 
+_EXAMPLE = {
+    "name": "soft_cutout", "builder_id": "SOFT-CUTOUT", "description": "The main subject, cut out with a refined edge.",
+    "inputs": [{"name": "image", "type": "Image", "description": "The photo."}],
+    "composite": {
+        "pipeline": [
+            {"step": 1, "model": "SOS", "input": {"image": "init[image]"}, "output": {"mask": "step1[mask]"}},
+            {"step": 2, "model": "MASK-SEG", "input": {"image": "init[image]", "mask": "step1[mask]"}, "output": {"image": "step2[image]"}},
+        ],
+        "outputs": {"image": "step2[image]"},
+    },
+}
+
+
 class ToolDefinition(_Strict):
     """A tool to register: the fields of a brick schema, plus how it runs (composite or remote)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
 
     name: str = Field(description="MCP tool name, snake_case")
     builder_id: str = Field(description="Id in workflows and the Builder prompt, e.g. SOFT-CUTOUT")

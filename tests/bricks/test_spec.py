@@ -88,6 +88,8 @@ OPTIONAL_PAIR = [{"name": n, "type": "Mask", "description": "d", "required": Fal
         ({"outputs": [{"name": "image", "type": "Image", "description": "o", "when_given": "a"}]}, "when_given needs optional: true"),
         ({"outputs": [{"name": "image", "type": "Image", "description": "o", "optional": True, "when_given": "image"}]},
          "when_given 'image' is not an input of input_sets"),
+        ({"notes": {"gpu": "Any scene."}}, "notes: ['gpu'] not among the backends"),
+        ({"inputs": [{"name": "x", "type": "Float"}]}, "input 'x': a Float input needs a description"),
     ],
 )
 def test_bad_schema_file_names_its_path_and_reason(tmp_path, change, reason):

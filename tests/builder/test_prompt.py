@@ -28,6 +28,13 @@ def test_brick_text_lines(registry):
     assert lines[3].startswith("Constraint: ")
 
 
+def test_each_brick_carries_the_note_of_the_backend_that_runs_it(registry):
+    text = BuilderPrompt(registry).render("make the car red")
+    recolor = next(line for line in text.splitlines() if line.startswith("Constraint: Segment the object first"))
+    spec = registry.get("FLUX-RCM").spec
+    assert spec.notes["cpu"] in recolor and spec.notes["gpu"] not in recolor
+
+
 def test_a_template_file_replaces_the_text(registry, tmp_path):
     template = tmp_path / "prompt.txt"
     template.write_text("Tools:\n$edit_models\nDo this: YourInstruction")

@@ -2,6 +2,7 @@
 
 import base64
 import io
+import json
 
 import numpy as np
 import pytest
@@ -31,7 +32,23 @@ async def test_tools_are_the_registry_rendered(server, registry, mode):
         tool = tools[brick.name]
         assert tool.input_schema == brick.input_schema
         assert tool.output_schema == brick.output_schema
-        assert brick.spec.builder_id in tool.description
+        assert tool.description == f"{brick.spec.description} {brick.spec.usage('cpu')}".rstrip()
+    recolor = tools["recolor_material"].description  # only the note of the backend that runs it
+    assert "CSS name" in recolor and "made of wood" not in recolor
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_the_tool_list_is_lean(server, mode):
+    """Hosts put all of tools/list in the model's context: the CPU set stays within 15 KB on the
+    wire, and the SDK's own renderings carry no titles and no null alternatives."""
+    async with Client(server, mode=mode) as client:
+        listed = await client.list_tools()
+    assert len(listed.model_dump_json(by_alias=True, exclude_none=True)) <= 15_000
+    text = json.dumps([t.model_dump(by_alias=True, exclude_none=True) for t in listed.tools])
+    assert '"title"' not in text and '{"type": "null"}' not in text
+    lego_edit = next(t for t in listed.tools if t.name == "lego_edit")
+    assert lego_edit.input_schema["properties"]["mask"]["type"] == "string"
+    assert lego_edit.input_schema["required"] == ["image", "instruction"]
 
 
 async def test_handshake_clients_are_told_tools_can_change(server):

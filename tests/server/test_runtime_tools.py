@@ -209,7 +209,7 @@ async def test_bad_registrations_are_clear_errors_and_the_server_keeps_serving(s
         pixels(server, await client.call_tool("double_pop", {"image": str(photo_file)}))
 
 
-async def test_the_register_tool_schema_describes_a_definition(server):
+async def test_the_register_tool_schema_describes_a_definition(server, photo_file):
     async with Client(server) as client:
         tool = next(t for t in (await client.list_tools()).tools if t.name == "register_tool")
         uri = "lego://schemas/tool-definition"
@@ -217,6 +217,14 @@ async def test_the_register_tool_schema_describes_a_definition(server):
         definition = json.loads((await client.read_resource(uri)).contents[0].text)
     assert {"name", "builder_id", "inputs", "composite", "remote"} <= set(definition["properties"])
     assert "Param" in definition["$defs"]
+    (example,) = definition["examples"]  # the schema's own example registers and runs
+    async with Client(server) as client:
+        registered = await client.call_tool("register_tool", {"definition": example})
+        assert not registered.is_error, registered.content
+        cut = await client.call_tool(example["name"], {"image": str(photo_file)})
+        assert not cut.is_error, cut.content
+    alpha = server.registry.store.get(server.registry.store.parse_uri(cut.structured_content["image"]["uri"]))[..., 3]
+    assert 0.05 < (alpha > 127).mean() < 0.95
 
 
 async def test_a_brick_file_cannot_take_a_name_of_the_server(settings):
