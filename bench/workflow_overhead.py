@@ -1,8 +1,9 @@
 """Share of a workflow's time spent inside the bricks (target >= 95 %). Prints figures from one run.
 
-A 5-step chain on a 1024x1024 photo, run by the executor as `run_workflow` runs it: every step
-goes through `Registry.call` (validation, reference lookup, output checks; intermediates get
-random ids, only the result a content hash). Each run starts from a photo the store has not seen.
+A 5-step chain on a 1024x1024 photo, run as `run_workflow` runs it: every step goes through
+the registry's one call path (validation, reference lookup, output checks; intermediates get
+random ids, only the result a content hash), the whole chain in one worker thread. Each run
+starts from a photo the store has not seen.
 The time inside the brick functions is measured by wrapping them.
 
 Run: .venv/bin/python bench/workflow_overhead.py

@@ -13,7 +13,7 @@ import importlib.resources
 import logging
 import math
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -172,33 +172,47 @@ class Registry:
     # -- calling -----------------------------------------------------------------
     async def call(
         self, name: str, args: Mapping[str, Any] | None, *, on_progress: ProgressCallback | None = None,
-        addressable: bool = True,
+        addressable: bool | Collection[str] = True,
     ) -> dict[str, Any]:
         """Run a brick on wire arguments; image outputs come back as `StoredImage`s.
 
         Everything after the lookup (decoding inputs, the brick, storing outputs) runs in one
-        worker thread, so the event loop never waits on pixels. `addressable=False`: the outputs
-        are a workflow's intermediates, never shown to a client, so they get cheap random ids
-        instead of content hashes (see `ImageStore.put`).
+        worker thread, so the event loop never waits on pixels. `addressable`: which image
+        outputs a client may see (True: all; a collection: those named). They get content ids;
+        the others are a workflow's intermediates and get cheap random ids (see `ImageStore.put`).
         """
-        brick = self.get(name)
-        backend, why = self.backend_for(brick)
-        if backend is None:
-            raise InvalidInput(f"not available on this server ({why})", brick=brick.name)
+        brick, backend = self._runnable(name)
         if brick.runner is not None:
             return await self._run_runner(brick, brick.runner, args, on_progress, addressable)
         return await anyio.to_thread.run_sync(self._run, brick, backend, args, WorkerContext(on_progress), addressable)
 
+    def call_here(
+        self, name: str, args: Mapping[str, Any] | None, ctx: BrickContext, *, addressable: bool | Collection[str] = True
+    ) -> dict[str, Any]:
+        """`call` in the calling (worker) thread, for a code brick: runners are coroutines."""
+        brick, backend = self._runnable(name)
+        if brick.runner is not None:
+            raise TypeError(f"{brick.name} runs as a {brick.runner.kind}: await call() instead")
+        return self._run(brick, backend, args, ctx, addressable)
+
+    def _runnable(self, name: str) -> tuple[Brick, str]:
+        brick = self.get(name)
+        backend, why = self.backend_for(brick)
+        if backend is None:
+            raise InvalidInput(f"not available on this server ({why})", brick=brick.name)
+        return brick, backend
+
     async def _run_runner(
         self, brick: Brick, runner: Runner, args: Mapping[str, Any] | None, on_progress: ProgressCallback | None,
-        addressable: bool = True,
+        addressable: bool | Collection[str] = True,
     ) -> dict[str, Any]:
         with _brick_errors(brick.name):
             raw = await runner(self, _checked_args(brick, args), on_progress)
         return await anyio.to_thread.run_sync(self._store_outputs, brick, raw, addressable)
 
     def _run(
-        self, brick: Brick, backend: str, args: Mapping[str, Any] | None, ctx: BrickContext, addressable: bool = True
+        self, brick: Brick, backend: str, args: Mapping[str, Any] | None, ctx: BrickContext,
+        addressable: bool | Collection[str] = True,
     ) -> dict[str, Any]:
         with _brick_errors(brick.name):
             inputs = self._prepare(brick, args)
@@ -238,7 +252,7 @@ class Registry:
             inputs[p.name] = value
         return inputs
 
-    def _store_outputs(self, brick: Brick, raw: Any, addressable: bool = True) -> dict[str, Any]:
+    def _store_outputs(self, brick: Brick, raw: Any, addressable: bool | Collection[str] = True) -> dict[str, Any]:
         if not isinstance(raw, Mapping):
             raise BrickFailed(brick.name, f"returned {type(raw).__name__}, not a dict of outputs")
         declared = {o.name: o for o in brick.spec.outputs}
@@ -252,7 +266,8 @@ class Registry:
                 if not out.optional:
                     raise BrickFailed(brick.name, f"returned no '{name}'")
                 continue
-            result[name] = _check_output(brick.name, out.type, name, value, self.store, self.settings.max_pixels, addressable)
+            seen = addressable if isinstance(addressable, bool) else name in addressable
+            result[name] = _check_output(brick.name, out.type, name, value, self.store, self.settings.max_pixels, seen)
         return result
 
 

@@ -146,14 +146,15 @@ async def run_workflow(
     """Check and run a workflow written by the caller; nothing runs if it is invalid."""
     types = inits_types(mask is not None, extra)
 
-    def check() -> tuple[Workflow, list[str]]:
+    refs = {"image": image, **({"mask": mask} if mask is not None else {}), **(extra or {})}
+
+    def prepare() -> tuple[Workflow, list[str], dict[str, str]]:
         parsed = parse_workflow(workflow)
-        return parsed, [str(w) for w in validate_workflow(parsed, registry, types)]
+        warnings = [str(w) for w in validate_workflow(parsed, registry, types)]
+        return parsed, warnings, store_inits(registry, refs, types)  # nothing is decoded for a bad workflow
 
     # Parsing, validation and decoding the caller's images take CPU time: off the event loop.
-    parsed, warnings = await anyio.to_thread.run_sync(check)
-    refs = {"image": image, **({"mask": mask} if mask is not None else {}), **(extra or {})}
-    inits = await anyio.to_thread.run_sync(store_inits, registry, refs, types)
+    parsed, warnings, inits = await anyio.to_thread.run_sync(prepare)
     return parsed, warnings, await execute(parsed, registry, inits, on_progress=on_progress)
 
 

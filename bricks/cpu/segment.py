@@ -108,6 +108,7 @@ def _settle(rgb: np.ndarray, p: np.ndarray, probable: np.ndarray, ctx: BrickCont
         return p > 0.5
     small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)  # GrabCut seeds its colour models by k-means on OpenCV's (per-thread) RNG: same image, same mask
     for i in range(ITERATIONS):
         ctx.check_cancelled()
         cv2.grabCut(small, labels, None, bgd, fgd, 1, cv2.GC_INIT_WITH_MASK if i == 0 else cv2.GC_EVAL)

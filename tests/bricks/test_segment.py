@@ -26,6 +26,20 @@ def test_the_cats_ears_and_body_belong_to_the_cat(run):
     assert mask[200:300, 380:].mean() < 0.1  # and bottom right
 
 
+def test_the_same_photo_gives_the_same_mask():
+    """GrabCut (which settles the cat's doubtful pixels) seeds its colour models from OpenCV's
+    per-thread RNG, which anything may advance: a server's worker thread is reused, and the
+    mask must not depend on what ran there before, or content ids would never repeat."""
+    from bricks.context import BrickContext
+    from bricks.cpu.segment import segment_salient
+
+    masks = []
+    for _ in range(2):  # in one thread, with the RNG advanced in between
+        cv2.kmeans(np.random.rand(50, 1).astype(np.float32), 3, None, (cv2.TERM_CRITERIA_MAX_ITER, 5, 0), 1, cv2.KMEANS_PP_CENTERS)
+        masks.append(segment_salient(photo("chelsea"), BrickContext())["mask"])
+    np.testing.assert_array_equal(*masks)
+
+
 def test_the_cut_out_has_soft_edges_and_the_pixels_unchanged(run):
     image = photo("chelsea")
     out = run("SOS", image=image)

@@ -100,3 +100,43 @@ async def test_only_the_result_gets_a_content_id(registry):
     assert a.id == b.id == registry.store.put(registry.store.get(a.id)).id  # the same pixels, the same id
     step1 = [r.outputs["image"].id for r in (*first.steps, *second.steps) if r.step == 1]
     assert step1[0] != step1[1]  # intermediates: cheap random ids, never hashed nor shared
+
+
+def test_linear_runs_share_a_thread_and_branches_do_not(registry):
+    """Chains: a step joins the one before it only when it alone reads that step and reads no other."""
+    from builder.executor import _chains
+    from builder.workflow import parse_workflow
+
+    def numbers(pipeline: list[dict]) -> list[list[int]]:
+        return [[s.number for s in chain] for chain in _chains(parse_workflow({"pipeline": pipeline}), registry)]
+
+    def step(n, model, **inputs):
+        return {"step": n, "model": model, "input": inputs, "output": {"image": f"step{n}[image]", "mask": f"step{n}[mask]"}}
+
+    line = [step(1, "ADJUST", image="init[image]"), step(2, "BRIGHT", image="step1[image]", ratio=0.4),
+            step(3, "FLUX-STYLE", image="step2[image]", prompt="p", style="sepia"), {"result": "[step3[image]]"}]
+    assert numbers(line) == [[1, 2, 3]]
+    assert numbers(TWO_BRANCHES["pipeline"]) == [[1], [2, 3]]
+    fork = [step(1, "SOS", image="init[image]"), step(2, "BBOX", mask="step1[mask]"),
+            step(3, "INVERSE", mask2="step1[mask]"), step(4, "COMPOSE", mask1="step2[mask]", mask2="step3[mask]"),
+            {"result": "[step4[mask]]"}]
+    assert numbers(fork) == [[1], [2], [3], [4]]  # step 1 has two readers; step 4 two sources
+
+
+async def test_a_chain_runs_in_one_worker_thread(registry, monkeypatch):
+    import threading
+
+    threads = []
+    call_here = registry.call_here
+
+    def spy(*args, **kwargs):
+        threads.append(threading.get_ident())
+        return call_here(*args, **kwargs)
+
+    monkeypatch.setattr(registry, "call_here", spy)
+    wf = {"pipeline": [
+        {"step": n, "model": "ADJUST", "input": {"image": "init[image]" if n == 1 else f"step{n - 1}[image]", "warmth": 0.1},
+         "output": {"image": f"step{n}[image]"}} for n in (1, 2, 3)] + [{"result": "[step3[image]]"}]}
+    _, _, execution = await run_workflow(registry, wf, registry.store.put(photo("coffee")).uri)
+    assert len(threads) == 3 and len(set(threads)) == 1 and threads[0] != threading.get_ident()
+    assert [r.step for r in execution.steps] == [1, 2, 3]

@@ -142,6 +142,7 @@ async def test_a_registered_composite_is_live_and_survives_a_restart(settings, p
         assert set(tool.output_schema["properties"]) == {"image", "subject"}
         result = await client.call_tool("color_pop", {"image": str(photo_file)})
         out, subject = pixels(server, result), result.structured_content["subject"]
+        first_uri = result.structured_content["image"]["uri"]
         assert subject["width"] == out.shape[1]
         mask = server.registry.store.get(server.registry.store.parse_uri(subject["uri"])) > 0
         grey = np.ptp(out.astype(int), axis=2)  # 0 where R = G = B
@@ -154,7 +155,9 @@ async def test_a_registered_composite_is_live_and_survives_a_restart(settings, p
     restarted = LegoEditServer(Registry.from_settings(settings))
     async with Client(restarted, mode=mode) as client:
         assert "color_pop" in await names(client)
-        pixels(restarted, await client.call_tool("color_pop", {"image": str(photo_file)}))
+        again = await client.call_tool("color_pop", {"image": str(photo_file)})
+        assert again.structured_content["image"]["uri"] == first_uri  # a composite's outputs are content-addressed
+        assert (await client.read_resource(first_uri)).contents  # and outlive the server that made them
         removed = await client.call_tool("unregister_tool", {"name": "COLOR-POP"})
         assert removed.structured_content == {"removed": "color_pop"}
         assert "color_pop" not in await names(client)
