@@ -8,9 +8,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class LegoEditError(Exception):
     """Base of every error this project raises on purpose."""
+
+    def details(self) -> dict[str, Any] | None:
+        """Facts a caller can act on beyond the message (the step, the issues, the attempts), if any."""
+        return None
 
 
 class InvalidInput(LegoEditError):

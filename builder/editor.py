@@ -66,6 +66,9 @@ class EditFailed(LegoEditError):
         last = attempts[-1].error or {}
         super().__init__(f"no working plan after {len(attempts)} attempt(s): {last.get('message', 'unknown error')}")
 
+    def details(self) -> dict[str, Any]:
+        return {"attempts": [a.as_dict() for a in self.attempts]}
+
 
 def inits_types(mask: bool, extra: Mapping[str, Any] | None = None) -> dict[str, str]:
     return {"image": "Image", **({"mask": "Mask"} if mask else {}), **{k: "Image" for k in (extra or {})}}
@@ -124,10 +127,9 @@ class Editor:
                 attempt.warnings = [str(w) for w in validate_workflow(workflow, self.registry, types)]
                 execution = await execute(workflow, self.registry, inits, on_progress=on_progress) if run else None
                 return EditOutcome(attempts, workflow, execution)
-            except WorkflowInvalid as exc:
-                attempt.error = {"kind": "invalid", "message": str(exc), "issues": [i.as_dict() for i in exc.issues]}
-            except StepFailed as exc:
-                attempt.error = {"kind": "failed", "message": str(exc), **exc.as_dict()}
+            except (WorkflowInvalid, StepFailed) as exc:
+                kind = "invalid" if isinstance(exc, WorkflowInvalid) else "failed"
+                attempt.error = {"kind": kind, "message": str(exc), **exc.details()}
             feedback.append(attempt.error["message"])
             if getattr(self.planner, "deterministic", False):
                 break

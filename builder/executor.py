@@ -55,7 +55,7 @@ class StepFailed(LegoEditError):
         self.reason = str(cause)
         super().__init__(f"step {step} ({brick}) {'was given bad input' if self.invalid else 'failed'}: {cause}")
 
-    def as_dict(self) -> dict[str, Any]:
+    def details(self) -> dict[str, Any]:
         return {"step": self.step, "brick": self.brick, "reason": self.reason}
 
 

@@ -107,16 +107,6 @@ class WorkflowGrammar:
         result = _seq(self._result(lark, [longest] * max(1, last * most)), lark.piece("]"), lark.piece("}"))
         return self._head(lark)[1] + last * ((step[1] if step else 0) + lark.tail()[1]) + result[1]
 
-    def check(self, text: str) -> str | None:
-        """None when the grammars accept `text` as a whole workflow, else why not."""
-        matcher = StepwiseMatcher(self, byte_compiler())
-        try:
-            for byte in text.encode():
-                matcher.consume(byte)
-        except GrammarError as exc:
-            return str(exc)
-        return None if matcher.done else "the workflow is incomplete"
-
     # -- pieces ------------------------------------------------------------------
     def _values(self, steps: Sequence[Mapping[str, Any]]) -> list[_Value]:
         values = list(self.inits)
@@ -348,20 +338,3 @@ class StepwiseMatcher:
         (Not through `llguidance.torch`: importing it runs `torch.compile`.)
         """
         self._matcher.unsafe_compute_mask_ptr(bitmask.data_ptr(), bitmask.numel() * bitmask.element_size())
-
-
-@functools.cache
-def byte_compiler() -> GrammarCompiler:
-    """Grammars over a tokenizer whose tokens are the 256 bytes (plus an end token): checks text exactly."""
-    import llguidance
-
-    class _Bytes:
-        def __init__(self) -> None:
-            self.eos_token_id, self.bos_token_id = 256, None
-            self.tokens = [bytes([i]) for i in range(256)] + [b"<end>"]
-            self.special_token_ids = [256]
-
-        def __call__(self, text: bytes | str) -> list[int]:
-            return list(text if isinstance(text, bytes) else text.encode())
-
-    return GrammarCompiler(llguidance.LLTokenizer(llguidance.TokenizerWrapper(_Bytes())))

@@ -102,6 +102,9 @@ class WorkflowInvalid(InvalidInput):
         self.warnings = list(warnings)
         super().__init__("invalid workflow: " + "; ".join(map(str, self.issues)), param="workflow")
 
+    def details(self) -> dict[str, Any]:
+        return {"issues": [i.as_dict() for i in self.issues]}
+
 
 MAX_STEPS = 500  # steps of one workflow: far more than any edit needs, small enough to check at once
 MAX_DEPTH = 16  # nesting of the workflow's JSON: a workflow needs 4

@@ -125,7 +125,7 @@ class LegoEditServer(MCPServer[Any]):
             outputs = await self.registry.call(name, arguments, on_progress=progress)
         except (InvalidInput, BrickFailed) as exc:
             log.info("tool %s: %s", name, exc)
-            return error_result(str(exc))
+            return error_result(exc)
         brick = self.registry.get(name).name
         pixels = sum(v.width * v.height for v in outputs.values() if isinstance(v, StoredImage))
         if pixels <= _INLINE_THUMBNAIL_PIXELS:  # a thread hop costs more than these thumbnails

@@ -98,14 +98,17 @@ def register(server: "LegoEditServer") -> None:
         return Editor(registry, planner, prompt, max_retries=settings.max_replans)
 
     async def edit(image: str, instruction: str, mask: str | None, ctx: Context[Any, Any], sampled: Any, run: bool):
+        """lego_edit (run=True) and plan_edit: plan, check, maybe run; the tool result either way."""
         progress = ctx.report_progress if ctx.request_context is not None else None
         try:
             outcome = await editor_for(ctx, sampled).edit(image, instruction, mask, run=run, on_progress=progress)
-        except EditFailed as exc:
-            return None, error_result(str(exc), {"attempts": [a.as_dict() for a in exc.attempts]})
-        except (InvalidInput, PlannerUnavailable) as exc:
-            return None, error_result(str(exc))
-        return outcome, None
+        except (EditFailed, InvalidInput, PlannerUnavailable) as exc:
+            return error_result(exc)
+        if run:
+            structured = {**outcome.plan(), "timings": outcome.execution.timings()}
+            return await _with_images(server, outcome.execution, "lego_edit", structured)
+        structured = outcome.plan()
+        return types.CallToolResult(content=[types.TextContent(text=json.dumps(structured))], structured_content=structured)
 
     @server.tool(
         name="lego_edit",
@@ -122,10 +125,7 @@ def register(server: "LegoEditServer") -> None:
         mask: MaskArg = None,
         sampled: Annotated[types.CreateMessageResult | None, Resolve(sample_first_plan)] = None,
     ) -> Annotated[types.CallToolResult, EditResult]:
-        outcome, error = await edit(image, instruction, mask, ctx, sampled, run=True)
-        if error is not None:
-            return error
-        return await _with_images(server, outcome.execution, "lego_edit", {**outcome.plan(), "timings": outcome.execution.timings()})
+        return await edit(image, instruction, mask, ctx, sampled, run=True)
 
     @server.tool(
         name="plan_edit",
@@ -139,11 +139,7 @@ def register(server: "LegoEditServer") -> None:
         mask: MaskArg = None,
         sampled: Annotated[types.CreateMessageResult | None, Resolve(sample_first_plan)] = None,
     ) -> Annotated[types.CallToolResult, PlanResult]:
-        outcome, error = await edit(image, instruction, mask, ctx, sampled, run=False)
-        if error is not None:
-            return error
-        structured = outcome.plan()
-        return types.CallToolResult(content=[types.TextContent(text=json.dumps(structured))], structured_content=structured)
+        return await edit(image, instruction, mask, ctx, sampled, run=False)
 
     @server.tool(
         name="run_workflow",
@@ -163,11 +159,8 @@ def register(server: "LegoEditServer") -> None:
         progress = ctx.report_progress if ctx.request_context is not None else None
         try:
             parsed, warnings, execution = await run_workflow(registry, workflow, image, mask, inputs, on_progress=progress)
-        except StepFailed as exc:
-            return error_result(str(exc), {"step": exc.step, "brick": exc.brick, "reason": exc.reason})
-        except InvalidInput as exc:
-            details = {"issues": [i.as_dict() for i in exc.issues]} if hasattr(exc, "issues") else None
-            return error_result(str(exc), details)
+        except (StepFailed, InvalidInput) as exc:
+            return error_result(exc)
         return await _with_images(server, execution, "run_workflow", {
             "workflow": parsed.to_json(),
             "timings": execution.timings(),

@@ -42,7 +42,7 @@ def register(server: LegoEditServer) -> None:
         try:
             brick = await runtime.register(definition_of(definition))
         except (InvalidInput, SchemaError) as exc:
-            return error_result(f"register_tool: {exc}")
+            return error_result(exc)
         await server.notifier.tools_changed()
         return _described(brick)
 
@@ -55,7 +55,7 @@ def register(server: LegoEditServer) -> None:
         try:
             removed = runtime.unregister(name)
         except InvalidInput as exc:
-            return error_result(f"unregister_tool: {exc}")
+            return error_result(exc)
         await server.notifier.tools_changed()
         structured = {"removed": removed}
         return types.CallToolResult(content=[types.TextContent(text=json.dumps(structured))], structured_content=structured)

@@ -8,7 +8,7 @@ from typing import Any
 
 from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
 
-from bricks import Registry, StoredImage
+from bricks import LegoEditError, Registry, StoredImage
 from bricks.images import thumbnail
 
 
@@ -46,7 +46,8 @@ def tool_result(registry: Registry, brick: str, outputs: dict[str, Any]) -> Call
     return CallToolResult(content=content, structured_content=structured)
 
 
-def error_result(message: str, details: dict[str, Any] | None = None) -> CallToolResult:
-    """A tool error the caller can read: the message, then structured details as JSON when any."""
-    text = message if not details else f"{message}\n{json.dumps(details, indent=1)}"
+def error_result(exc: LegoEditError) -> CallToolResult:
+    """An error as the tool result a model reads: the message, then the error's details as JSON."""
+    details = exc.details()
+    text = str(exc) if not details else f"{exc}\n{json.dumps(details, indent=1)}"
     return CallToolResult(content=[TextContent(text=text)], is_error=True)

@@ -67,25 +67,33 @@ class Planners:
 
 
 class Fallback:
-    """'auto' with a configured model: use it while it works, else fall back (a note says so)."""
+    """'auto' with a configured model: use it while it works; once it cannot load, the secondary
+    plans (a note says so), for the re-plans of this edit too."""
 
     def __init__(self, primary: Planner, secondary: Planner):
         self.primary = primary
         self.secondary = secondary
-        self.name = primary.name
+        self.current = primary
 
-    async def plan(self, request: PlanRequest) -> PlanText:
-        try:
-            return await self.primary.plan(request)
-        except PlannerUnavailable as exc:
-            self.name = self.secondary.name
-            text = await self.secondary.plan(request)
-            note = f"({self.primary.name} planner unavailable: {exc}) "
-            return PlanText(note + text.reasoning, text.workflow, {**text.details, "fallback_from": self.primary.name})
+    @property
+    def name(self) -> str:
+        return self.current.name
 
     @property
     def deterministic(self) -> bool:
-        return getattr(self.primary, "deterministic", False)
+        """Whether re-planning could change anything: a question for the planner planning now."""
+        return getattr(self.current, "deterministic", False)
+
+    async def plan(self, request: PlanRequest) -> PlanText:
+        if self.current is self.secondary:
+            return await self.secondary.plan(request)
+        try:
+            return await self.primary.plan(request)
+        except PlannerUnavailable as exc:
+            self.current = self.secondary
+            text = await self.secondary.plan(request)
+            note = f"({self.primary.name} planner unavailable: {exc}) "
+            return PlanText(note + text.reasoning, text.workflow, {**text.details, "fallback_from": self.primary.name})
 
 
 def planner_for(planners: Planners, name: str) -> Planner:

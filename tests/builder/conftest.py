@@ -7,12 +7,19 @@ and references are single tokens as they are for the real model. The checkpoint 
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
 import pytest
 
 from bricks import Registry, Settings
+from builder.grammar import (
+    GrammarCompiler,
+    GrammarError,
+    StepwiseMatcher,
+    WorkflowGrammar,
+)
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
            "<|image_pad|>", "<|video_pad|>", "<|vision_pad|>"]  # fmt: skip
@@ -108,3 +115,31 @@ def cpu_registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
 def tiny_builder(tmp_path_factory: pytest.TempPathFactory, cpu_registry: Registry) -> Path:
     """The directory holding `Builder/` (model, tokenizer, processor), like the Hub repository."""
     return build_tiny_builder(tmp_path_factory.mktemp("tiny-builder"), cpu_registry)
+
+
+def check(grammar: WorkflowGrammar, text: str) -> str | None:
+    """None when the grammars accept `text` as a whole workflow, else why not: byte by byte."""
+    matcher = StepwiseMatcher(grammar, _byte_compiler())
+    try:
+        for byte in text.encode():
+            matcher.consume(byte)
+    except GrammarError as exc:
+        return str(exc)
+    return None if matcher.done else "the workflow is incomplete"
+
+
+@functools.cache
+def _byte_compiler() -> GrammarCompiler:
+    """Grammars over a tokenizer whose tokens are the 256 bytes (plus an end token)."""
+    import llguidance
+
+    class _Bytes:
+        def __init__(self) -> None:
+            self.eos_token_id, self.bos_token_id = 256, None
+            self.tokens = [bytes([i]) for i in range(256)] + [b"<end>"]
+            self.special_token_ids = [256]
+
+        def __call__(self, text: bytes | str) -> list[int]:
+            return list(text if isinstance(text, bytes) else text.encode())
+
+    return GrammarCompiler(llguidance.LLTokenizer(llguidance.TokenizerWrapper(_Bytes())))

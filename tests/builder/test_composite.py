@@ -19,6 +19,7 @@ from builder.grammar import WorkflowGrammar
 from builder.prompt import BuilderPrompt
 from builder.validate import validate_workflow
 from builder.workflow import WorkflowInvalid, parse_workflow
+from tests.builder.conftest import check
 from tests.builder.test_mllm import planner, request
 from tests.conftest import photo
 
@@ -118,10 +119,10 @@ def test_prompt_and_grammar_include_a_new_composite_at_once(registry: Registry) 
          "output": {"image": "step1[image]", "subject": "step1[subject]"}},
         {"result": "[step1[image], step1[subject]]"}]}  # fmt: skip
     grammar = WorkflowGrammar([b.spec for b in registry.available()], {"image": "Image"}, "grey background")
-    assert grammar.check(json.dumps(plan)) is None
+    assert check(grammar, json.dumps(plan)) is None
     wrong = json.loads(json.dumps(plan))
     wrong["pipeline"][0]["input"]["saturation"] = 0.5  # out of the declared range
-    assert grammar.check(json.dumps(wrong)) is not None
+    assert check(grammar, json.dumps(wrong)) is not None
     validate_workflow(parse_workflow(plan), registry, {"image": "Image"})
 
 

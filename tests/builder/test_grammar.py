@@ -13,6 +13,7 @@ from builder.grammar import GrammarLimits, WorkflowGrammar
 from builder.number_regex import decimal_regex, int_regex
 from builder.validate import validate_workflow
 from builder.workflow import WorkflowInvalid, parse_workflow
+from tests.builder.conftest import check
 
 IMAGE = {"image": "Image"}
 WITH_MASK = {"image": "Image", "mask": "Mask"}
@@ -55,7 +56,7 @@ def styled() -> dict:
 @pytest.mark.parametrize("layout", [{"separators": (",", ":")}, {"indent": 2}, {"indent": 4, "ensure_ascii": False}])
 def test_valid_workflows_match_in_any_layout(cpu_registry: Registry, doc: dict, layout: dict) -> None:
     text = json.dumps(doc, **layout)
-    assert grammar(cpu_registry).check(text) is None
+    assert check(grammar(cpu_registry), text) is None
     validate_workflow(parse_workflow(text), cpu_registry, IMAGE)  # and the validator agrees
 
 
@@ -64,8 +65,8 @@ def test_user_mask_is_citable_only_when_given(cpu_registry: Registry) -> None:
         {"step": 1, "model": "FASTINPAINT", "input": {"image": "init[image]", "mask": "init[mask]"},
          "output": {"image": "step1[image]", "score": None}},
         {"result": "[step1[image]]"}]}  # fmt: skip
-    assert grammar(cpu_registry, WITH_MASK).check(json.dumps(doc)) is None
-    assert grammar(cpu_registry, IMAGE).check(json.dumps(doc)) is not None
+    assert check(grammar(cpu_registry, WITH_MASK), json.dumps(doc)) is None
+    assert check(grammar(cpu_registry, IMAGE), json.dumps(doc)) is not None
 
 
 def _edit(doc: dict, path: str, value: object) -> dict:
@@ -108,7 +109,7 @@ INVALID = {
 @pytest.mark.parametrize("case", INVALID)
 def test_invalid_workflows_do_not_match(cpu_registry: Registry, case: str) -> None:
     path, value = INVALID[case]
-    assert grammar(cpu_registry).check(json.dumps(_edit(remove_dog(), path, value))) is not None
+    assert check(grammar(cpu_registry), json.dumps(_edit(remove_dog(), path, value))) is not None
 
 
 @pytest.mark.parametrize(
@@ -126,36 +127,36 @@ def test_invalid_workflows_do_not_match(cpu_registry: Registry, case: str) -> No
     ],
 )
 def test_invalid_literals_do_not_match(cpu_registry: Registry, case: str, path: str, value: object) -> None:
-    assert grammar(cpu_registry).check(json.dumps(_edit(styled(), path, value))) is not None
+    assert check(grammar(cpu_registry), json.dumps(_edit(styled(), path, value))) is not None
 
 
 def test_strings_are_escaped_json(cpu_registry: Registry) -> None:
     good = json.dumps(_edit(styled(), "pipeline.1.input.style", 'a "quoted" \\ style / 水彩'), ensure_ascii=False)
-    assert grammar(cpu_registry).check(good) is None
+    assert check(grammar(cpu_registry), good) is None
     raw_newline = json.dumps(styled()).replace("anime style", "anime\nstyle")
-    assert grammar(cpu_registry).check(raw_newline) is not None
+    assert check(grammar(cpu_registry), raw_newline) is not None
     unicode_escape = json.dumps(styled()).replace("anime style", "\\u0061nime")  # could spell a reference
-    assert grammar(cpu_registry).check(unicode_escape) is not None
+    assert check(grammar(cpu_registry), unicode_escape) is not None
 
 
 def test_whitespace_is_bounded(cpu_registry: Registry) -> None:
     text = json.dumps(remove_dog())
-    assert grammar(cpu_registry, max_whitespace=4).check(text.replace(': "SOS"', ':    "SOS"')) is None
-    assert grammar(cpu_registry, max_whitespace=4).check(text.replace(': "SOS"', ':     "SOS"')) is not None
-    assert grammar(cpu_registry, max_whitespace=0).check(text) is not None
-    assert grammar(cpu_registry, max_whitespace=0).check(json.dumps(remove_dog(), separators=(",", ":"))) is None
+    assert check(grammar(cpu_registry, max_whitespace=4), text.replace(': "SOS"', ':    "SOS"')) is None
+    assert check(grammar(cpu_registry, max_whitespace=4), text.replace(': "SOS"', ':     "SOS"')) is not None
+    assert check(grammar(cpu_registry, max_whitespace=0), text) is not None
+    assert check(grammar(cpu_registry, max_whitespace=0), json.dumps(remove_dog(), separators=(",", ":"))) is None
 
 
 def test_steps_are_bounded_and_the_last_one_makes_an_image(cpu_registry: Registry) -> None:
     text = json.dumps(styled())
-    assert grammar(cpu_registry, max_steps=3).check(text) is None
-    assert grammar(cpu_registry, max_steps=2).check(text) is not None
+    assert check(grammar(cpu_registry, max_steps=3), text) is None
+    assert check(grammar(cpu_registry, max_steps=2), text) is not None
     one = {"process": "remove the dog", "pipeline": [
         {"step": 1, "model": "SOS", "input": {"image": "init[image]"}, "output": {"mask": None, "image": "step1[image]"}},
         {"result": "[step1[image]]"}]}  # fmt: skip
-    assert grammar(cpu_registry, max_steps=1).check(json.dumps(one)) is not None  # its mask output may not be null
+    assert check(grammar(cpu_registry, max_steps=1), json.dumps(one)) is not None  # its mask output may not be null
     one["pipeline"][0]["output"]["mask"] = "step1[mask]"
-    assert grammar(cpu_registry, max_steps=1).check(json.dumps(one)) is None
+    assert check(grammar(cpu_registry, max_steps=1), json.dumps(one)) is None
 
 
 def test_plan_length_is_bounded(cpu_registry: Registry) -> None:
@@ -207,7 +208,7 @@ BOTH_OUTPUTS = {"mask": "step2[mask]", "image": "step2[image]"}
     (inverse_then(MASKS, BOTH_OUTPUTS, "step2[image]"), "produces `image` only when `image1` is given"),
 ])  # fmt: skip
 def test_input_sets_and_the_outputs_they_produce(cpu_registry: Registry, doc: dict, issue: str) -> None:
-    assert grammar(cpu_registry).check(json.dumps(doc)) is not None
+    assert check(grammar(cpu_registry), json.dumps(doc)) is not None
     with pytest.raises(WorkflowInvalid, match=re.escape(issue)):
         validate_workflow(parse_workflow(doc), cpu_registry, IMAGE)
 
@@ -217,5 +218,5 @@ def test_input_sets_and_the_outputs_they_produce(cpu_registry: Registry, doc: di
     inverse_then(IMAGES, {"image": "step2[image]"}, "step2[image]"),
 ])  # fmt: skip
 def test_each_input_set_with_its_outputs_is_accepted(cpu_registry: Registry, doc: dict) -> None:
-    assert grammar(cpu_registry).check(json.dumps(doc)) is None
+    assert check(grammar(cpu_registry), json.dumps(doc)) is None
     validate_workflow(parse_workflow(doc), cpu_registry, IMAGE)

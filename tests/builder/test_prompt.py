@@ -55,3 +55,6 @@ def test_auto_falls_back_to_rules_when_the_model_cannot_load(registry):
     text = anyio.run(planner.plan, request)
     assert text.reasoning.startswith("(transformers planner unavailable: no weights at /models/builder)")
     assert planner.name == "rules" and '"ADJUST"' in text.workflow
+    assert planner.deterministic  # so the editor does not re-plan with rules, which would answer the same
+    again = anyio.run(planner.plan, request)  # a re-plan of this edit goes straight to rules
+    assert not again.reasoning.startswith("(transformers")
