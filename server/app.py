@@ -22,7 +22,7 @@ from bricks.store import URI_PREFIX
 
 from . import __version__
 from .notify import ToolListNotifier, watch_sources
-from .registrations import RuntimeTools
+from .runtime_tools import RuntimeTools
 from .results import error_result, tool_result
 
 log = logging.getLogger(__name__)
@@ -105,10 +105,10 @@ class LegoEditServer(MCPServer[Any]):
             description="A stored image or mask, as PNG",
             mime_type="image/png",
         )(self._read_image)
-        from . import edit_tools, registration_tools
+        from . import register_tool, workflow_tools
 
-        edit_tools.register(self)
-        registration_tools.register(self)
+        workflow_tools.register(self)
+        register_tool.register(self)
         _advertise_list_changed(self)
 
     async def list_tools(self) -> list[Tool]:

@@ -110,7 +110,7 @@ def _registry(args: argparse.Namespace, *, runtime_tools: bool = True):
     from bricks import Registry, Settings
 
     from .app import RESERVED
-    from .registrations import RuntimeTools
+    from .runtime_tools import RuntimeTools
 
     settings = Settings.from_env(
         schema_dirs=tuple(args.schemas) if args.schemas else None,

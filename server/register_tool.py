@@ -11,7 +11,7 @@ from pydantic import Field
 
 from bricks import Brick, InvalidInput, SchemaError
 
-from .registrations import ToolDefinition, definition_of
+from .runtime_tools import ToolDefinition, definition_of
 from .results import error_result
 
 if TYPE_CHECKING:
