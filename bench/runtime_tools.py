@@ -17,8 +17,9 @@ import anyio
 from mcp import Client
 from skimage import data
 
-from bricks import Registry, Settings
+from bricks import Settings
 from server.app import LegoEditServer
+from server.runtime import Runtime
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 ROUNDS = 9
@@ -30,7 +31,7 @@ async def main() -> None:
     watched.mkdir()
     settings = Settings(allowed_roots=(root,), cache_dir=root / "cache", state_dir=root / "state", backend="cpu",
                         schema_dirs=(watched,), watch_interval=0.1)  # fmt: skip
-    server = LegoEditServer(Registry.from_settings(settings))
+    server = LegoEditServer(Runtime.from_settings(settings))
     definition = json.loads((EXAMPLES / "composite" / "color_pop.json").read_text())
     workflow = {"process": "colour pop", "pipeline": [*definition["composite"]["pipeline"], {"result": "[step3[image]]"}]}
     workflow = json.loads(json.dumps(workflow).replace('"init[saturation]"', "-1.0"))

@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 
 class Registry:
-    def __init__(self, store: ImageStore, settings: Settings):
+    def __init__(self, store: ImageStore, settings: Settings, *, reserved: Mapping[str, str] | None = None):
+        """`reserved`: names other tools hold (the server's), with what holds them; refused to every brick."""
         self.store = store
         self.settings = settings
         self.model_config = ModelConfig.load(settings.models_file, device=settings.device).with_builder(
@@ -52,10 +53,9 @@ class Registry:
         # thread see one consistent pair; writers (the event loop, the watcher's thread) lock.
         self._lock = threading.Lock()
         self._maps: tuple[dict[str, Brick], dict[str, str]] = ({}, {})
+        self.reserved: dict[str, str] = dict(reserved or {})
         self.sources = Sources(self, settings.schema_dirs)
         """Schema directories and plugin entry points, synced at start-up and while serving."""
-        self.reserved: dict[str, str] = {}
-        """Names held by tools outside the registry (the server's own), with what holds them."""
 
     @classmethod
     def from_settings(cls, settings: Settings, reserved: Mapping[str, str] | None = None) -> Registry:
@@ -63,8 +63,7 @@ class Registry:
 
         `reserved`: names other tools hold (the server's), refused to every brick."""
         store = ImageStore(settings.cache_dir, memory_budget=settings.memory_budget, disk_budget=settings.disk_budget)
-        registry = cls(store, settings)
-        registry.reserved = dict(reserved or {})
+        registry = cls(store, settings, reserved=reserved)
         registry.load_builtin()
         registry.sources.sync(strict=True)
         return registry

@@ -17,20 +17,17 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp.types import Tool, ToolAnnotations
 
-from bricks import Brick, BrickFailed, InvalidInput, Registry, SchemaError, StoredImage
+from bricks import Brick, BrickFailed, InvalidInput, StoredImage
 from bricks.store import URI_PREFIX
 
 from . import __version__
 from .notify import ToolListNotifier, watch_sources
-from .runtime_tools import RuntimeTools
+from .runtime import Runtime
 from .results import error_result, tool_result
 
 log = logging.getLogger(__name__)
 
 _INLINE_THUMBNAIL_PIXELS = 256 * 256
-SERVER_TOOLS = ("lego_edit", "plan_edit", "run_workflow", "register_tool", "unregister_tool")
-RESERVED = {name: f"the server's own tool '{name}'" for name in SERVER_TOOLS}
-"""Names no brick may take: pass to `Registry.from_settings` so sources never load a clash."""
 
 INSTRUCTIONS = """\
 Image-editing bricks (Lego-Edit). Every image result is stored and returned as
@@ -85,20 +82,17 @@ def _compact(schema: Any, *, inputs: bool) -> Any:
 
 
 class LegoEditServer(MCPServer[Any]):
-    def __init__(self, registry: Registry):
+    """The MCP facade over a `Runtime`: it renders the registry's bricks as tools and adds its own."""
+
+    def __init__(self, runtime: Runtime):
         self.notifier = ToolListNotifier()
         super().__init__(
             "lego-edit-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=_lifespan,
             subscriptions=self.notifier.bus,
         )
         self.middleware.append(self.notifier.middleware)
-        self.registry = registry
-        for name in SERVER_TOOLS:  # a registry built without RESERVED may hold one already
-            if name in registry:
-                raise SchemaError(registry.get(name).source, f"'{name}' is the server's own tool; rename the brick")
-        registry.reserved = RESERVED
-        self.runtime_tools = RuntimeTools(registry, registry.settings.state_dir, registry.settings.remote_servers)
-        self.runtime_tools.restore()
+        self.runtime = runtime
+        self.registry = runtime.registry
         self.resource(
             "lego://images/{image_id}",
             name="image",
@@ -149,7 +143,7 @@ async def _lifespan(server: LegoEditServer) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tg:
             if interval > 0:
                 tg.start_soon(watch_sources, server.registry, server.notifier, interval)
-            tg.start_soon(server.runtime_tools.pool.serve)
+            tg.start_soon(server.runtime.tools.pool.serve)
             yield
             tg.cancel_scope.cancel()
     finally:

@@ -104,13 +104,11 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _registry(args: argparse.Namespace, *, runtime_tools: bool = True):
-    """The registry with every source loaded; with `runtime_tools`, those added by register_tool too
-    (the server restores those itself)."""
-    from bricks import Registry, Settings
+def _runtime(args: argparse.Namespace):
+    """Every part, built from the settings (defaults, environment, flags); what failed to load is printed."""
+    from bricks import Settings
 
-    from .app import RESERVED
-    from .runtime_tools import RuntimeTools
+    from .runtime import Runtime
 
     settings = Settings.from_env(
         schema_dirs=tuple(args.schemas) if args.schemas else None,
@@ -129,13 +127,10 @@ def _registry(args: argparse.Namespace, *, runtime_tools: bool = True):
         watch_interval=args.watch_interval,
         **{k: getattr(args, k, None) for k in ("builder", "builder_model", "builder_subfolder", "builder_template", "openai_url", "openai_model")},
     )
-    registry = Registry.from_settings(settings, RESERVED)
-    problems = dict(registry.sources.problems)
-    if runtime_tools:
-        problems |= RuntimeTools(registry, settings.state_dir, settings.remote_servers).restore()
-    for source, reason in problems.items():
+    runtime = Runtime.from_settings(settings)
+    for source, reason in runtime.problems.items():
         print(f"lego-edit-mcp: not loaded: {source}: {reason}", file=sys.stderr)
-    return registry
+    return runtime
 
 
 def _fetch_models(args: argparse.Namespace) -> int:
@@ -153,7 +148,7 @@ def _fetch_models(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from .app import LegoEditServer
 
-    server = LegoEditServer(_registry(args, runtime_tools=False))
+    server = LegoEditServer(_runtime(args))
     if args.transport == "stdio":
         server.run("stdio")
         return 0
@@ -183,7 +178,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _tools(args: argparse.Namespace) -> int:
-    registry = _registry(args)
+    registry = _runtime(args).registry
     if args.name:
         brick = registry.get(args.name)
         if args.json:
@@ -243,7 +238,7 @@ def _call(args: argparse.Namespace) -> int:
     if not args.tool:
         print(args.call_help(), file=sys.stdout if args.help else sys.stderr)
         return 0 if args.help else 2
-    registry = _registry(args)
+    registry = _runtime(args).registry
     brick = registry.get(args.tool)
     if args.help:
         print(_describe_tool(registry, brick))
@@ -269,14 +264,8 @@ def _call(args: argparse.Namespace) -> int:
 def _edit(args: argparse.Namespace) -> int:
     import anyio
 
-    from builder.editor import Editor
-    from builder.planners.select import Planners, choose, planner_for
-    from builder.prompt import BuilderPrompt
-
-    registry = _registry(args)
-    settings = registry.settings
-    planner = planner_for(Planners(settings, registry.model_config), choose(settings, registry.model_config, can_sample=False))
-    editor = Editor(registry, planner, BuilderPrompt(registry, settings.builder_template), max_retries=settings.max_replans)
+    runtime = _runtime(args)
+    registry, editor = runtime.registry, runtime.editor()
 
     async def progress(done: float, total: float | None, message: str | None) -> None:
         print(f"[{done:.1f}/{total:.0f}] {message or ''}", file=sys.stderr)

@@ -27,7 +27,7 @@ DEFINITION_SCHEMA_URI = "lego://schemas/tool-definition"
 
 
 def register(server: LegoEditServer) -> None:
-    runtime = server.runtime_tools
+    runtime = server.runtime.tools
 
     @server.resource(DEFINITION_SCHEMA_URI, name="tool-definition-schema", mime_type="application/json",
                      description="JSON Schema of the definition register_tool takes")

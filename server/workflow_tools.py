@@ -23,8 +23,8 @@ from builder.editor import MAX_INSTRUCTION, EditFailed, Editor, run_workflow
 from builder.executor import Execution, StepFailed, store_inits
 from builder.planners.base import PlannerUnavailable, feedback_text
 from builder.planners.sampling import SamplingPlanner
-from builder.planners.select import Planners, choose, planner_for
-from builder.prompt import BuilderPrompt, instruction_text
+from builder.planners.select import choose
+from builder.prompt import instruction_text
 
 from .results import error_result, image_content
 
@@ -61,10 +61,8 @@ class RunResult(BaseModel):
 
 
 def register(server: "LegoEditServer") -> None:
-    registry = server.registry
-    settings = registry.settings
-    prompt = BuilderPrompt(registry, settings.builder_template)
-    planners = Planners(settings, registry.model_config)
+    runtime = server.runtime
+    registry, settings, prompt = runtime.registry, runtime.settings, runtime.prompt
 
     def wants_sampling(ctx: Context[Any, Any]) -> bool:
         caps = ctx.client_capabilities
@@ -91,11 +89,7 @@ def register(server: "LegoEditServer") -> None:
         return Sample([message], max_tokens=4096, temperature=0.2)
 
     def editor_for(ctx: Context[Any, Any], sampled: types.CreateMessageResult | None) -> Editor:
-        if sampled is not None:
-            planner = SamplingPlanner(_text_of(sampled), _legacy_ask(ctx))
-        else:
-            planner = planner_for(planners, choose(settings, registry.model_config, can_sample=False))
-        return Editor(registry, planner, prompt, max_retries=settings.max_replans)
+        return runtime.editor(SamplingPlanner(_text_of(sampled), _legacy_ask(ctx)) if sampled is not None else None)
 
     async def edit(image: str, instruction: str, mask: str | None, ctx: Context[Any, Any], sampled: Any, run: bool):
         """lego_edit (run=True) and plan_edit: plan, check, maybe run; the tool result either way."""

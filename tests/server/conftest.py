@@ -8,13 +8,26 @@ from mcp import Client
 from mcp.types import ToolListChangedNotification
 from PIL import Image
 
+from bricks import Registry
 from server.app import LegoEditServer
+from server.runtime import Runtime
 from tests.conftest import photo
 
 
 @pytest.fixture
-def server(registry) -> LegoEditServer:
-    return LegoEditServer(registry)
+def runtime(settings) -> Runtime:
+    return Runtime.from_settings(settings)
+
+
+@pytest.fixture
+def registry(runtime) -> Registry:
+    """The server's own registry (tests here use it beside `server`)."""
+    return runtime.registry
+
+
+@pytest.fixture
+def server(runtime) -> LegoEditServer:
+    return LegoEditServer(runtime)
 
 
 @pytest.fixture

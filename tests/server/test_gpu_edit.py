@@ -12,6 +12,7 @@ from PIL import Image
 from bricks import Registry, Settings
 from bricks.gpu import segment
 from server.app import LegoEditServer
+from server.runtime import Runtime
 from tests.bricks.gpu.tiny_flux import QUIET as FLUX_QUIET
 from tests.bricks.gpu.tiny_flux import tiny_flux  # noqa: F401 - fixture
 from tests.bricks.gpu.tiny_vision import tiny_models  # noqa: F401 - fixture
@@ -26,7 +27,7 @@ def gpu_server(tiny_models, tiny_flux, tmp_path, monkeypatch) -> LegoEditServer:
     models = tiny_flux.toml(tmp_path / "models.toml", steps=2)
     models.write_text(models.read_text() + "\n" + (tiny_models.parent / "sections.toml").read_text())
     settings = Settings(allowed_roots=(tmp_path,), cache_dir=tmp_path / "cache", models_file=models, builder="rules")
-    return LegoEditServer(Registry.from_settings(settings))
+    return LegoEditServer(Runtime.from_settings(settings))
 
 
 async def test_remove_the_cat_runs_res_fastinpaint_flux_inpaint(gpu_server, tmp_path):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from server.app import SERVER_TOOLS
+from server.runtime import SERVER_TOOLS
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,8 @@ import pytest
 from mcp import Client
 
 from bricks import Registry, SchemaError
-from server.app import RESERVED, LegoEditServer
+from server.app import LegoEditServer
+from server.runtime import RESERVED, Runtime
 from tests.conftest import photo
 from tests.server.conftest import MODES, watching
 
@@ -56,7 +57,7 @@ async def run_one_step(client: Client, model: str, image: Path, **literals) -> d
 async def test_a_schema_file_dropped_into_a_watched_dir_goes_live(settings, photo_file, mode):
     plugins = settings.allowed_roots[0] / "plugins"
     plugins.mkdir()
-    server = LegoEditServer(Registry.from_settings(settings.with_(schema_dirs=(plugins,), watch_interval=WATCH)))
+    server = LegoEditServer(Runtime.from_settings(settings.with_(schema_dirs=(plugins,), watch_interval=WATCH)))
     async with watching(server, mode) as (client, changes):
         assert "vignette" not in await names(client)
         shutil.copy(EXAMPLES / "schemas" / "vignette.py", plugins)
@@ -93,7 +94,7 @@ async def test_a_schema_file_dropped_into_a_watched_dir_goes_live(settings, phot
 async def test_an_edited_module_is_picked_up(settings, photo_file, mode):
     plugins = settings.allowed_roots[0] / "plugins"
     shutil.copytree(EXAMPLES / "schemas", plugins)
-    server = LegoEditServer(Registry.from_settings(settings.with_(schema_dirs=(plugins,), watch_interval=WATCH)))
+    server = LegoEditServer(Runtime.from_settings(settings.with_(schema_dirs=(plugins,), watch_interval=WATCH)))
     async with watching(server, mode) as (client, changes):
         first = pixels(server, await client.call_tool("vignette", {"image": str(photo_file)}))
         code = (plugins / "vignette.py").read_text().replace("out[..., :3] *= gain[..., None]", "out[..., :3] *= 0")
@@ -114,7 +115,7 @@ def install_plugin(site: Path) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_plugin_installed_while_serving_goes_live(settings, photo_file, mode, monkeypatch, tmp_path):
-    server = LegoEditServer(Registry.from_settings(settings.with_(watch_interval=WATCH)))
+    server = LegoEditServer(Runtime.from_settings(settings.with_(watch_interval=WATCH)))
     site = tmp_path / "site"
     site.mkdir()
     monkeypatch.syspath_prepend(str(site))
@@ -132,7 +133,7 @@ async def test_a_plugin_installed_while_serving_goes_live(settings, photo_file, 
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_registered_composite_is_live_and_survives_a_restart(settings, photo_file, mode):
-    server = LegoEditServer(Registry.from_settings(settings))
+    server = LegoEditServer(Runtime.from_settings(settings))
     async with watching(server, mode) as (client, changes):
         registered = await client.call_tool("register_tool", {"definition": color_pop()})
         assert not registered.is_error, registered.content
@@ -152,7 +153,7 @@ async def test_a_registered_composite_is_live_and_survives_a_restart(settings, p
         assert run["timings"]["step1 color_pop"] > 0
         assert "COLOR-POP (Keep the main subject in colour" in await prompt_text(client)
 
-    restarted = LegoEditServer(Registry.from_settings(settings))
+    restarted = LegoEditServer(Runtime.from_settings(settings))
     async with Client(restarted, mode=mode) as client:
         assert "color_pop" in await names(client)
         again = await client.call_tool("color_pop", {"image": str(photo_file)})
@@ -161,7 +162,7 @@ async def test_a_registered_composite_is_live_and_survives_a_restart(settings, p
         removed = await client.call_tool("unregister_tool", {"name": "COLOR-POP"})
         assert removed.structured_content == {"removed": "color_pop"}
         assert "color_pop" not in await names(client)
-    assert "color_pop" not in LegoEditServer(Registry.from_settings(settings)).registry
+    assert "color_pop" not in LegoEditServer(Runtime.from_settings(settings)).registry
 
 
 def renamed(definition: dict, **changes) -> dict:
@@ -190,7 +191,7 @@ BAD_REGISTRATIONS = [
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_bad_registrations_are_clear_errors_and_the_server_keeps_serving(settings, photo_file, mode):
-    server = LegoEditServer(Registry.from_settings(settings))
+    server = LegoEditServer(Runtime.from_settings(settings))
     async with Client(server, mode=mode) as client:
         before = await names(client)
         for definition, message in BAD_REGISTRATIONS:
@@ -237,8 +238,8 @@ async def test_a_brick_file_cannot_take_a_name_of_the_server(settings):
     (plugins / "run_workflow.json").write_text(json.dumps(schema))
     with pytest.raises(SchemaError, match="'run_workflow' is already taken by the server's own tool"):
         Registry.from_settings(settings.with_(schema_dirs=(plugins,)), RESERVED)
-    with pytest.raises(SchemaError, match="'run_workflow' is the server's own tool"):
-        LegoEditServer(Registry.from_settings(settings.with_(schema_dirs=(plugins,))))
+    with pytest.raises(SchemaError, match="'run_workflow' is already taken by the server's own tool"):
+        Runtime.from_settings(settings.with_(schema_dirs=(plugins,)))  # what the server and the CLI are built from
 
 
 async def test_unreadable_saved_tools_are_reported_and_skipped(settings):
@@ -247,9 +248,9 @@ async def test_unreadable_saved_tools_are_reported_and_skipped(settings):
     (saved / "color_pop.json").write_text(json.dumps(color_pop()))
     (saved / "latin1.json").write_bytes(b'{"name": "caf\xe9"}')
     (saved / "half.json").write_text('{"name": "half"')
-    server = LegoEditServer(Registry.from_settings(settings))
+    server = LegoEditServer(Runtime.from_settings(settings))
     assert "color_pop" in server.registry
-    problems = server.runtime_tools.restore()  # a second restore: all three files, color_pop now a clash
+    problems = server.runtime.tools.restore()  # a second restore: all three files, color_pop now a clash
     assert {Path(p).name for p in problems} == {"color_pop.json", "latin1.json", "half.json"}
 
 

@@ -9,6 +9,7 @@ from mcp import Client
 from PIL import Image
 
 from server.app import LegoEditServer
+from server.runtime import Runtime
 from tests.server.conftest import MODES
 
 pytestmark = pytest.mark.anyio
@@ -81,7 +82,7 @@ PLAN = {"process": "x", "pipeline": [
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_sampling_planner_uses_the_hosts_model(registry, photo_file, mode):
+async def test_sampling_planner_uses_the_hosts_model(server, photo_file, mode):
     asked = []
 
     async def sampling(context, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
@@ -89,7 +90,7 @@ async def test_sampling_planner_uses_the_hosts_model(registry, photo_file, mode)
         answer = "<think>greyscale means no saturation</think>" + json.dumps(PLAN)
         return types.CreateMessageResult(role="assistant", model="host-llm", content=types.TextContent(text=answer), stop_reason="endTurn")
 
-    async with Client(LegoEditServer(registry), mode=mode, sampling_callback=sampling) as client:
+    async with Client(server, mode=mode, sampling_callback=sampling) as client:
         result = await client.call_tool("lego_edit", {"image": str(photo_file), "instruction": "remove all colour"})
     assert not result.is_error, result.content
     assert result.structured_content["reasoning"] == "greyscale means no saturation"
@@ -99,7 +100,7 @@ async def test_sampling_planner_uses_the_hosts_model(registry, photo_file, mode)
     assert kinds == ["image", "text"]
 
 
-async def test_sampling_replans_after_an_invalid_plan_on_the_handshake(registry, photo_file):
+async def test_sampling_replans_after_an_invalid_plan_on_the_handshake(server, photo_file):
     answers = [json.dumps({**PLAN, "pipeline": [{**PLAN["pipeline"][0], "model": "ADJUSTT"}, PLAN["pipeline"][1]]}), json.dumps(PLAN)]
     prompts = []
 
@@ -107,7 +108,7 @@ async def test_sampling_replans_after_an_invalid_plan_on_the_handshake(registry,
         prompts.append(params.messages[0].content)
         return types.CreateMessageResult(role="assistant", model="m", content=types.TextContent(text=answers[len(prompts) - 1]))
 
-    async with Client(LegoEditServer(registry), mode="legacy", sampling_callback=sampling) as client:
+    async with Client(server, mode="legacy", sampling_callback=sampling) as client:
         result = await client.call_tool("lego_edit", {"image": str(photo_file), "instruction": "remove all colour"})
     assert not result.is_error, result.content
     attempts = result.structured_content["attempts"]
@@ -115,13 +116,12 @@ async def test_sampling_replans_after_an_invalid_plan_on_the_handshake(registry,
     assert "unknown brick 'ADJUSTT'" in prompts[1].text
 
 
-async def test_rules_is_used_without_sampling_even_when_sampling_is_configured_off(registry, settings, photo_file):
-    registry.settings = settings.with_(builder="rules")
+async def test_rules_is_used_without_sampling_even_when_sampling_is_configured_off(settings, photo_file):
 
     async def sampling(context, params):
         raise AssertionError("must not sample")
 
-    async with Client(LegoEditServer(registry), sampling_callback=sampling) as client:
+    async with Client(LegoEditServer(Runtime.from_settings(settings.with_(builder="rules"))), sampling_callback=sampling) as client:
         result = await client.call_tool("lego_edit", {"image": str(photo_file), "instruction": "warmer"})
     assert not result.is_error and result.structured_content["attempts"][0]["planner"] == "rules"
 

@@ -86,8 +86,10 @@ async def test_per_step_progress_reaches_an_mcp_client(tiny_flux, tmp_path):
     from mcp import Client
 
     from server.app import LegoEditServer
+    from server.runtime import Runtime
 
-    registry = flux_registry(tiny_flux, tmp_path, steps=3)
+    runtime = Runtime.from_settings(flux_registry(tiny_flux, tmp_path, steps=3).settings)
+    registry = runtime.registry
     image, mask = image_and_mask()
     seen = []
 
@@ -95,7 +97,7 @@ async def test_per_step_progress_reaches_an_mcp_client(tiny_flux, tmp_path):
         seen.append((done, total, message))
 
     args = {"image": registry.store.put(image).uri, "mask": registry.store.put(mask).uri, "prompt": "a hat"}
-    async with Client(LegoEditServer(registry)) as client:
+    async with Client(LegoEditServer(runtime)) as client:
         result = await client.call_tool("generative_fill", args, progress_callback=on_progress)
     assert not result.is_error
     assert [(d, t) for d, t, _ in seen] == [(1, 3), (2, 3), (3, 3)]

@@ -1,0 +1,63 @@
+"""The composition root: every part of a running lego-edit-mcp, built once from the settings.
+
+The MCP server and the CLI both take a `Runtime`; neither builds parts of its own. Order
+matters only where parts depend on each other: the store and the model configuration first,
+then the registry with every source, then the tools registered at run time (composites use
+bricks), then the Builder's prompt and planners over that registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from bricks import ImageStore, Registry, Settings
+
+from .runtime_tools import RuntimeTools
+
+if TYPE_CHECKING:
+    from builder.editor import Editor
+    from builder.planners.base import Planner
+    from builder.planners.select import Planners
+    from builder.prompt import BuilderPrompt
+
+SERVER_TOOLS = ("lego_edit", "plan_edit", "run_workflow", "register_tool", "unregister_tool")
+RESERVED = {name: f"the server's own tool '{name}'" for name in SERVER_TOOLS}
+"""Names no brick may take."""
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    registry: Registry
+    tools: RuntimeTools
+    """The tools added with register_tool (saved in the state directory, restored here)."""
+    prompt: BuilderPrompt
+    planners: Planners
+    problems: dict[str, str] = field(default_factory=dict)
+    """Sources and saved tools that did not load (source -> why), for the CLI to print."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        from builder.planners.select import Planners
+        from builder.prompt import BuilderPrompt
+
+        registry = Registry.from_settings(settings, RESERVED)  # its image store, model configuration and sources
+        tools = RuntimeTools(registry, settings.state_dir, settings.remote_servers)
+        problems = dict(registry.sources.problems) | tools.restore()
+        prompt = BuilderPrompt(registry, settings.builder_template)
+        return cls(settings, registry, tools, prompt, Planners(settings, registry.model_config), problems)
+
+    @property
+    def store(self) -> ImageStore:
+        return self.registry.store
+
+    def editor(self, planner: Planner | None = None) -> Editor:
+        """An editor planning with `planner`, by default the one the settings choose (sampling aside:
+        that planner needs the client of one call)."""
+        from builder.editor import Editor
+        from builder.planners.select import choose, planner_for
+
+        if planner is None:
+            planner = planner_for(self.planners, choose(self.settings, self.registry.model_config, can_sample=False))
+        return Editor(self.registry, planner, self.prompt, max_retries=self.settings.max_replans)
