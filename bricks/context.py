@@ -1,20 +1,38 @@
-"""What a running brick may use besides its inputs: progress reports and cooperative cancellation.
+"""What a running brick may use besides its inputs: progress reports, cooperative cancellation
+and the model manager of the registry running it.
 
 A brick that takes more than a moment declares a `ctx` parameter and calls `ctx.progress(...)`
 and `ctx.check_cancelled()` between iterations. Bricks run in a worker thread, so both hop back
 to the event loop; outside the server (scripts, tests) the plain `BrickContext` does nothing.
+A GPU brick loads its models through `ctx.models`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import anyio.from_thread
+
+from .errors import BrickFailed
+
+if TYPE_CHECKING:
+    from .gpu.manager import ModelManager
 
 ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
 
 
 class BrickContext:
+    def __init__(self, models: ModelManager | None = None):
+        self._models = models
+
+    @property
+    def models(self) -> ModelManager:
+        """The model manager of the registry running the brick."""
+        if self._models is None:
+            raise BrickFailed("context", "this call has no model manager: run GPU bricks through a registry")
+        return self._models
+
     def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
         """Report `done` out of `total` units of work."""
 
@@ -25,7 +43,8 @@ class BrickContext:
 class WorkerContext(BrickContext):
     """The context of a brick running in an anyio worker thread."""
 
-    def __init__(self, on_progress: ProgressCallback | None = None):
+    def __init__(self, on_progress: ProgressCallback | None = None, models: ModelManager | None = None):
+        super().__init__(models)
         self._on_progress = on_progress
 
     def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:

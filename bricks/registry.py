@@ -28,7 +28,7 @@ from .cpu import weights
 from .context import BrickContext, ProgressCallback, WorkerContext
 from .errors import BrickFailed, InvalidInput, SchemaError, UnknownTool
 from .gpu.config import ModelConfig
-from .gpu.manager import configure as configure_models
+from .gpu.manager import ModelManager
 from .images import as_image, as_mask, binary
 from .refs import load_reference
 from .settings import Settings
@@ -40,14 +40,14 @@ log = logging.getLogger(__name__)
 
 
 class Registry:
-    def __init__(self, store: ImageStore, settings: Settings, *, reserved: Mapping[str, str] | None = None):
-        """`reserved`: names other tools hold (the server's), with what holds them; refused to every brick."""
+    def __init__(
+        self, store: ImageStore, settings: Settings, models: ModelManager, *, reserved: Mapping[str, str] | None = None
+    ):
+        """`models`: the manager the GPU bricks load through (they get it as `ctx.models`).
+        `reserved`: names other tools hold (the server's), with what holds them; refused to every brick."""
         self.store = store
         self.settings = settings
-        self.model_config = ModelConfig.load(settings.models_file, device=settings.device).with_builder(
-            settings.builder_model, settings.builder_subfolder
-        )
-        configure_models(self.model_config)
+        self.models = models
         weights.use_dir(settings.models_dir)
         # (name -> brick, builder id -> name): replaced whole, never mutated, so readers on any
         # thread see one consistent pair; writers (the event loop, the watcher's thread) lock.
@@ -59,14 +59,22 @@ class Registry:
 
     @classmethod
     def from_settings(cls, settings: Settings, reserved: Mapping[str, str] | None = None) -> Registry:
-        """A registry with its own store, the built-in schemas, `settings.schema_dirs` and plugins.
+        """A registry with its own store and model manager, the built-in schemas,
+        `settings.schema_dirs` and plugins.
 
         `reserved`: names other tools hold (the server's), refused to every brick."""
         store = ImageStore(settings.cache_dir, memory_budget=settings.memory_budget, disk_budget=settings.disk_budget)
-        registry = cls(store, settings, reserved=reserved)
+        config = ModelConfig.load(settings.models_file, device=settings.device).with_builder(
+            settings.builder_model, settings.builder_subfolder
+        )
+        registry = cls(store, settings, ModelManager(config), reserved=reserved)
         registry.load_builtin()
         registry.sources.sync(strict=True)
         return registry
+
+    @property
+    def model_config(self) -> ModelConfig:
+        return self.models.config
 
     # -- loading -----------------------------------------------------------------
     def load_builtin(self) -> None:
@@ -183,16 +191,18 @@ class Registry:
         brick, backend = self._runnable(name)
         if brick.runner is not None:
             return await self._run_runner(brick, brick.runner, args, on_progress, addressable)
-        return await anyio.to_thread.run_sync(self._run, brick, backend, args, WorkerContext(on_progress), addressable)
+        ctx = WorkerContext(on_progress, self.models)
+        return await anyio.to_thread.run_sync(self._run, brick, backend, args, ctx, addressable)
 
     def call_here(
-        self, name: str, args: Mapping[str, Any] | None, ctx: BrickContext, *, addressable: bool | Collection[str] = True
+        self, name: str, args: Mapping[str, Any] | None, *, on_progress: ProgressCallback | None = None,
+        addressable: bool | Collection[str] = True,
     ) -> dict[str, Any]:
-        """`call` in the calling (worker) thread, for a code brick: runners are coroutines."""
+        """`call` in the calling thread, an anyio worker thread, for a code brick: runners are coroutines."""
         brick, backend = self._runnable(name)
         if brick.runner is not None:
             raise TypeError(f"{brick.name} runs as a {brick.runner.kind}: await call() instead")
-        return self._run(brick, backend, args, ctx, addressable)
+        return self._run(brick, backend, args, WorkerContext(on_progress, self.models), addressable)
 
     def _runnable(self, name: str) -> tuple[Brick, str]:
         brick = self.get(name)

@@ -16,7 +16,7 @@ import anyio.from_thread
 import anyio.to_thread
 
 from bricks import BrickFailed, InvalidInput, LegoEditError, Registry, StoredImage
-from bricks.context import ProgressCallback, WorkerContext
+from bricks.context import ProgressCallback
 from bricks.images import as_image, as_mask
 from bricks.refs import load_reference
 from bricks.store import URI_PREFIX
@@ -127,7 +127,7 @@ async def execute(
             brick, args, hashed, nested = begin(step)
             t0 = time.perf_counter()
             try:
-                outputs = registry.call_here(brick, args, WorkerContext(nested), addressable=hashed)
+                outputs = registry.call_here(brick, args, on_progress=nested, addressable=hashed)
             except (InvalidInput, BrickFailed) as exc:
                 raise StepFailed(step.number, brick, exc) from None
             finish(step, brick, t0, outputs)

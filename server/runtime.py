@@ -16,6 +16,7 @@ from bricks import ImageStore, Registry, Settings
 from .runtime_tools import RuntimeTools
 
 if TYPE_CHECKING:
+    from bricks.gpu.manager import ModelManager
     from builder.editor import Editor
     from builder.planners.base import Planner
     from builder.planners.select import Planners
@@ -46,11 +47,16 @@ class Runtime:
         tools = RuntimeTools(registry, settings.state_dir, settings.remote_servers)
         problems = dict(registry.sources.problems) | tools.restore()
         prompt = BuilderPrompt(registry, settings.builder_template)
-        return cls(settings, registry, tools, prompt, Planners(settings, registry.model_config), problems)
+        return cls(settings, registry, tools, prompt, Planners(settings, registry.models), problems)
 
     @property
     def store(self) -> ImageStore:
         return self.registry.store
+
+    @property
+    def models(self) -> ModelManager:
+        """The one model manager: the GPU bricks get it as `ctx.models`, the MLLM planner shares it."""
+        return self.registry.models
 
     def editor(self, planner: Planner | None = None) -> Editor:
         """An editor planning with `planner`, by default the one the settings choose (sampling aside:

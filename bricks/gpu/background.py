@@ -15,7 +15,6 @@ from PIL import Image
 from ..context import BrickContext
 from ..errors import InvalidInput
 from .diffusion import denoise, feathered_paste, fit, resize, rgb
-from .manager import manager
 
 CANNY_LOW, CANNY_HIGH = 50, 200  # the thresholds of the FLUX.1-Canny-dev model card's example
 
@@ -32,7 +31,7 @@ def change_background(image: np.ndarray, mask: np.ndarray, prompt: str, ctx: Bri
     generated = denoise(
         "flux_canny", "FluxControlPipeline", ctx, what="change_background",
         prompt=prompt, control_image=Image.fromarray(edges), height=size[0], width=size[1],
-        guidance_scale=manager().config.runtime.guidance,
+        guidance_scale=ctx.models.config.runtime.guidance,
     )  # fmt: skip
     return {"image": feathered_paste(image, resize(generated, (h, w)), background)}
 

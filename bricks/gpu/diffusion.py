@@ -21,7 +21,7 @@ from PIL import Image
 
 from ..context import BrickContext
 from .config import ModelEntry
-from .manager import _free, manager
+from .manager import ModelManager, _free
 
 MULTIPLE = 16
 MAX_SIDE = 1024
@@ -89,7 +89,7 @@ def generate(
 ) -> np.ndarray:  # fmt: skip
     """One FLUX Fill run with LoRA `adapter` on an RGB `image` whose sides are multiples of 16;
     `strength` < 1 starts from `image` itself instead of noise. Returns RGB uint8, same size."""
-    mgr = manager()
+    mgr = ctx.models
     steps = mgr.config.runtime.steps
     strength = min(1.0, max(strength, 1.0 / steps))  # at least one denoising step
     total = steps - int(max(steps - steps * strength, 0))  # what FluxFillPipeline.get_timesteps keeps
@@ -97,13 +97,13 @@ def generate(
 
     def work() -> np.ndarray:
 
-        if adapter is not None and _stores_fp8(mgr.device):
-            base = mgr.load("flux_fill", load_flux_fill)
+        if adapter is not None and _stores_fp8(mgr, mgr.device):
+            base = mgr.load("flux_fill", flux_fill_loader(mgr))
             if adapter not in base.get_list_adapters().get("transformer", []):
                 # PEFT gives new LoRA layers the dtype of the weights they wrap: load them beside compute-dtype
                 # weights, which the casting hooks return to fp8 storage after their next forward
                 base.transformer.to(mgr.dtype)
-        pipe = mgr.flux_fill(adapter, load_flux_fill)
+        pipe = mgr.flux_fill(adapter, flux_fill_loader(mgr))
         return run_pipeline(
             pipe, ctx, total=total, what=what, prompt=prompt, image=Image.fromarray(image),
             mask_image=Image.fromarray(mask), height=h, width=w, strength=strength, guidance_scale=mgr.config.runtime.guidance,
@@ -125,9 +125,9 @@ def step_callback(ctx: BrickContext, total: int, what: str) -> Callable[..., dic
 
 def denoise(key: str, class_name: str, ctx: BrickContext, *, what: str, **call: Any) -> np.ndarray:
     """One run of the pipeline `key` (a diffusers class) on the device queue; RGB uint8 at the requested size."""
-    mgr = manager()
+    mgr = ctx.models
     return mgr.run(
-        lambda: run_pipeline(mgr.load(key, pipeline_loader(class_name)), ctx, total=mgr.config.runtime.steps, what=what, **call),
+        lambda: run_pipeline(mgr.load(key, pipeline_loader(class_name, mgr)), ctx, total=mgr.config.runtime.steps, what=what, **call),
         what=what,
     )
 
@@ -142,7 +142,7 @@ def run_pipeline(pipe: Any, ctx: BrickContext, *, total: int, what: str, **call:
     try:
         with transformer.cache_context(what) if transformer.is_cache_enabled else nullcontext():
             result = pipe(
-                num_inference_steps=manager().config.runtime.steps, generator=torch.Generator("cpu").manual_seed(SEED),
+                num_inference_steps=ctx.models.config.runtime.steps, generator=torch.Generator("cpu").manual_seed(SEED),
                 output_type="np", callback_on_step_end=step_callback(ctx, total, what), **call,
             ).images[0]  # fmt: skip
     except BaseException as exc:
@@ -165,42 +165,43 @@ def feathered_paste(original: np.ndarray, generated: np.ndarray, region: np.ndar
 TEXT_COMPONENTS = ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")
 
 
-def pipeline_loader(class_name: str) -> Callable[[ModelEntry, Any, Any], Any]:
-    """A manager loader for the diffusers pipeline `class_name`, with the configured speed options."""
+def pipeline_loader(class_name: str, mgr: ModelManager) -> Callable[[ModelEntry, Any, Any], Any]:
+    """A loader of `mgr` for the diffusers pipeline `class_name`, with its configured speed options."""
 
     def load(entry: ModelEntry, device: Any, dtype: Any) -> Any:
         import diffusers
 
-        mgr = manager()
         kwargs = {"subfolder": entry.subfolder} if entry.subfolder else {}
         if mgr.config.runtime.share_text_encoders:  # the first FLUX pipeline's, if one is loaded
             kwargs |= mgr.shared_components(TEXT_COMPONENTS)
         pipe = getattr(diffusers, class_name).from_pretrained(entry.id, dtype=dtype, **kwargs).to(device)
         pipe.set_progress_bar_config(disable=True)
-        speed_up(pipe.transformer, device, dtype)
+        speed_up(mgr, pipe.transformer, device, dtype)
         return pipe
 
     return load
 
 
-load_flux_fill = pipeline_loader("FluxFillPipeline")  # the shared base of every FLUX Fill brick
+def flux_fill_loader(mgr: ModelManager) -> Callable[[ModelEntry, Any, Any], Any]:
+    """The loader of the shared base of every FLUX Fill brick."""
+    return pipeline_loader("FluxFillPipeline", mgr)
 
 
-def speed_up(transformer: Any, device: Any, dtype: Any) -> None:
+def speed_up(mgr: ModelManager, transformer: Any, device: Any, dtype: Any) -> None:
     """First-block cache and fp8 weight storage, when configured; never on the CPU, where neither pays."""
-    runtime = manager().config.runtime
+    runtime = mgr.config.runtime
     if device.type == "cpu":
         return
     if runtime.first_block_cache > 0:
         from diffusers import FirstBlockCacheConfig
 
         transformer.enable_cache(FirstBlockCacheConfig(threshold=runtime.first_block_cache))
-    if _stores_fp8(device):
+    if _stores_fp8(mgr, device):
         import torch
 
         transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
 
 
 
-def _stores_fp8(device: Any) -> bool:
-    return manager().config.runtime.layerwise_fp8 and device.type != "cpu"
+def _stores_fp8(mgr: ModelManager, device: Any) -> bool:
+    return mgr.config.runtime.layerwise_fp8 and device.type != "cpu"

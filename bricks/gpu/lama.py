@@ -14,16 +14,17 @@ from typing import Any
 
 import numpy as np
 
+from ..context import BrickContext
 from ..cpu.inpaint import grow_mask, refine_strength, telea
 from .config import ModelEntry
-from .manager import manager
+from .manager import ModelManager
 
 MULTIPLE = 8
 
 
-def fast_inpaint(image: np.ndarray, mask: np.ndarray) -> dict[str, object]:
+def fast_inpaint(image: np.ndarray, mask: np.ndarray, ctx: BrickContext) -> dict[str, object]:
     grown = grow_mask(mask)
-    filled = _lama(image[..., :3], grown > 0)
+    filled = _lama(ctx.models, image[..., :3], grown > 0)
     out = np.where((grown > 0)[..., None], filled, image[..., :3])
     if image.shape[2] == 4:
         out = np.dstack([out, telea(image[..., 3], grown)])
@@ -39,15 +40,15 @@ def _load(entry: ModelEntry, device: Any, dtype: Any) -> Any:
         return torch.jit.load(entry.id, map_location=device).eval()
 
 
-def _lama(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
+def _lama(mgr: ModelManager, rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
     import torch
 
-    model = manager().load("lama", _load)
+    model = mgr.load("lama", _load)
     h, w = hole.shape
     pad = ((0, -h % MULTIPLE), (0, -w % MULTIPLE))
     image = np.pad(rgb, (*pad, (0, 0)), mode="symmetric").astype(np.float32) / 255
     holes = np.pad(hole, pad, mode="symmetric").astype(np.float32)
-    device = manager().device
+    device = mgr.device
 
     def fill() -> np.ndarray:
         with torch.inference_mode():
@@ -55,5 +56,5 @@ def _lama(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
             m = torch.from_numpy(holes)[None, None].to(device)
             return model(x, m)[0, :, :h, :w].permute(1, 2, 0).float().cpu().numpy()
 
-    out = manager().run(fill, what="fast_inpaint")
+    out = mgr.run(fill, what="fast_inpaint")
     return np.clip(np.rint(out * 255), 0, 255).astype(np.uint8)

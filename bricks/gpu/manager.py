@@ -202,24 +202,3 @@ def _free() -> None:
             torch.cuda.empty_cache()
     except ImportError:
         pass
-
-
-_current: ModelManager | None = None
-_current_lock = threading.Lock()
-
-
-def configure(config: ModelConfig) -> ModelManager:
-    """Make the process-wide manager use `config` (the server does this at start-up)."""
-    global _current
-    with _current_lock:
-        _current = ModelManager(config)
-        return _current
-
-
-def manager() -> ModelManager:
-    """The process-wide manager (packaged defaults + environment unless `configure` was called)."""
-    global _current
-    with _current_lock:
-        if _current is None:
-            _current = ModelManager(ModelConfig.load())
-        return _current

@@ -17,13 +17,13 @@ from PIL import Image
 
 from ..errors import BrickFailed
 from .config import ModelEntry
-from .manager import manager
+from .manager import ModelManager
 
 IMAGE_SIDE = 448  # long side the image is brought to, as the planner does
 
 
 def ask(
-    image: np.ndarray, question: str | Callable[[int, int], str], *, max_new_tokens: int, grammar: str | None = None, what: str
+    models: ModelManager, image: np.ndarray, question: str | Callable[[int, int], str], *, max_new_tokens: int, grammar: str | None = None, what: str
 ) -> tuple[str, tuple[int, int]]:
     """The Builder's answer about `image`, and the (height, width) of the image as the model saw
     it: Qwen2.5-VL grounds boxes in those pixels, so `question` may be a function of them.
@@ -31,7 +31,7 @@ def ask(
     import torch
     from transformers import LogitsProcessorList
 
-    loaded = manager().load("builder", load_builder)[1]
+    loaded = models.load("builder", load_builder)[1]
     pil = Image.fromarray(np.ascontiguousarray(image[..., :3]))
     scale = IMAGE_SIDE / max(pil.size)
     if scale < 1:
@@ -57,7 +57,7 @@ def ask(
                 do_sample=False, temperature=None, top_p=None, top_k=None,
             )  # fmt: skip
 
-    out = manager().run(generate, what=what)
+    out = models.run(generate, what=what)
     return loaded.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :].tolist(), skip_special_tokens=True), seen
 
 

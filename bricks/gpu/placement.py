@@ -12,6 +12,7 @@ import re
 import numpy as np
 
 from ..errors import BrickFailed, InvalidInput
+from ..context import BrickContext
 from .mllm import ask
 
 BOX_GRAMMAR = 'start: "[" N ", " N ", " N ", " N "]"\nN: /0|[1-9][0-9]{0,3}/\n'
@@ -19,7 +20,7 @@ BOX_TOKENS = 32  # the longest box, "[9999, 9999, 9999, 9999]", is 24 bytes
 MIN_SHARE = 0.05  # a degenerate box is widened to this share of the region's side
 
 
-def predict_placement(image: np.ndarray, prompt: str, mask: np.ndarray | None) -> dict[str, np.ndarray]:
+def predict_placement(image: np.ndarray, prompt: str, mask: np.ndarray | None, ctx: BrickContext) -> dict[str, np.ndarray]:
     h, w = image.shape[:2]
     region = (0, 0, w, h) if mask is None else _bbox(mask)
     what = prompt.strip()
@@ -33,7 +34,7 @@ def predict_placement(image: np.ndarray, prompt: str, mask: np.ndarray | None) -
         x0, y0, x1, y1 = (round(v * s) for v, s in zip(region, (seen_w / w, seen_h / h) * 2, strict=True))
         return f"{text} The box must lie inside [{x0}, {y0}, {x1}, {y1}]."
 
-    text, (seen_h, seen_w) = ask(image, question, max_new_tokens=BOX_TOKENS, grammar=BOX_GRAMMAR, what="predict_placement")
+    text, (seen_h, seen_w) = ask(ctx.models, image, question, max_new_tokens=BOX_TOKENS, grammar=BOX_GRAMMAR, what="predict_placement")
     numbers = [int(n) for n in re.findall(r"\d+", text)]
     if len(numbers) != 4:
         raise BrickFailed("predict_placement", f"the model's answer {text!r} is not a box")

@@ -22,7 +22,7 @@ from ..context import BrickContext
 from ..errors import BrickFailed, InvalidInput
 from ..images import binary
 from .config import ModelEntry
-from .manager import manager
+from .manager import ModelManager
 
 BOX_THRESHOLD = 0.3  # Grounding DINO: lowest confidence of the phrase's box (its usual setting)
 CLIPSEG_THRESHOLD = 0.4  # CLIPSeg: lowest probability of an object pixel
@@ -36,14 +36,15 @@ def segment_by_text(image: np.ndarray, prompt: str, ctx: BrickContext) -> dict[s
     phrase = prompt.strip()
     if not phrase:
         raise InvalidInput("is empty: name the object to segment", param="prompt")
-    res_model = manager().config.runtime.res_model
+    mgr = ctx.models
+    res_model = mgr.config.runtime.res_model
     if res_model == "clipseg":
-        mask = _clipseg(image, phrase)
+        mask = _clipseg(mgr, image, phrase)
     elif res_model == "grounded_sam":
-        box = _ground(image, phrase)
+        box = _ground(mgr, image, phrase)
         ctx.progress(1, 2, "object found; segmenting it")
         ctx.check_cancelled()
-        mask = _sam_box(image, box)
+        mask = _sam_box(mgr, image, box)
         ctx.progress(2, 2, "segmented")
     else:
         raise BrickFailed("segment_by_text", f"unknown res_model {res_model!r}: use 'grounded_sam' or 'clipseg'")
@@ -57,7 +58,7 @@ def segment_salient(image: np.ndarray, ctx: BrickContext) -> dict[str, np.ndarra
     if min(h, w) < MIN_SIDE:
         raise InvalidInput(f"image is smaller than {MIN_SIDE} px on a side; too small to segment", param="image")
     points = [[x * w, y * h] for y in GRID for x in GRID]
-    processor, batch, pred = _sam_batch(image, "salient", input_points=[[[p] for p in points]])
+    processor, batch, pred = _sam_batch(ctx.models, image, "salient", input_points=[[[p] for p in points]])
     scale = SCORE_SIDE / max(h, w)
     small = _masks(processor, batch, pred.pred_masks, (max(1, round(h * scale)), max(1, round(w * scale))))
     quality = pred.iou_scores[0].float().cpu().numpy()
@@ -75,7 +76,7 @@ def refine_mask(image: np.ndarray, mask: np.ndarray, ctx: BrickContext) -> dict[
     if rows.size == 0:
         raise InvalidInput("mask is empty: paint roughly over the object to segment", param="mask")
     top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    processor, batch, pred = _sam_batch(image, "salient", input_boxes=[[[left, top, right, bottom]]])
+    processor, batch, pred = _sam_batch(ctx.models, image, "salient", input_boxes=[[[left, top, right, bottom]]])
     candidates = _masks(processor, batch, pred.pred_masks, mask.shape)[0]
     rough = mask[top:bottom, left:right] > 0
     agreement = [_iou(c[top:bottom, left:right], rough) for c in candidates]
@@ -106,11 +107,11 @@ def _on(model: Any, batch: Any) -> dict[str, Any]:
     return {k: v.to(model.device, model.dtype) if k == "pixel_values" else v.to(model.device) for k, v in batch.items()}
 
 
-def _ground(image: np.ndarray, phrase: str) -> tuple[float, float, float, float]:
+def _ground(mgr: ModelManager, image: np.ndarray, phrase: str) -> tuple[float, float, float, float]:
     """Grounding DINO's most confident box for the phrase, in pixels."""
     import torch
 
-    model, processor = manager().load("grounding", _pretrained("AutoModelForZeroShotObjectDetection"))
+    model, processor = mgr.load("grounding", _pretrained("AutoModelForZeroShotObjectDetection"))
     text = phrase.lower().rstrip(".") + "."  # Grounding DINO reads lower-case phrases ended by a dot
     batch = processor(images=_pil(image), text=text, return_tensors="pt")
 
@@ -118,7 +119,7 @@ def _ground(image: np.ndarray, phrase: str) -> tuple[float, float, float, float]
         with torch.inference_mode():
             return model(**_on(model, batch))
 
-    outputs = manager().run(detect, what="segment_by_text")
+    outputs = mgr.run(detect, what="segment_by_text")
     found = processor.post_process_grounded_object_detection(
         outputs, batch["input_ids"], threshold=BOX_THRESHOLD, text_threshold=0.0, target_sizes=[image.shape[:2]]
     )[0]
@@ -129,34 +130,34 @@ def _ground(image: np.ndarray, phrase: str) -> tuple[float, float, float, float]
     return max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1)
 
 
-def _clipseg(image: np.ndarray, phrase: str) -> np.ndarray:
+def _clipseg(mgr: ModelManager, image: np.ndarray, phrase: str) -> np.ndarray:
     import torch
 
-    model, processor = manager().load("clipseg", _pretrained("CLIPSegForImageSegmentation"))
+    model, processor = mgr.load("clipseg", _pretrained("CLIPSegForImageSegmentation"))
     batch = processor(text=[phrase], images=[_pil(image)], padding=True, return_tensors="pt")
 
     def heat() -> Any:
         with torch.inference_mode():
             return model(**_on(model, batch)).logits.float().sigmoid().reshape(batch["pixel_values"].shape[-2:])
 
-    prob = manager().run(heat, what="segment_by_text").cpu().numpy()
+    prob = mgr.run(heat, what="segment_by_text").cpu().numpy()
     h, w = image.shape[:2]
     return np.asarray(Image.fromarray(prob).resize((w, h), Image.BILINEAR)) > CLIPSEG_THRESHOLD
 
 
-def _sam_batch(image: np.ndarray, key: str, **prompts: Any) -> tuple[Any, Any, Any]:
+def _sam_batch(mgr: ModelManager, image: np.ndarray, key: str, **prompts: Any) -> tuple[Any, Any, Any]:
     """(processor, its inputs, the outputs) of a SAM-family model on one image and its prompts,
     three candidate masks per prompt."""
     import torch
 
-    model, processor = manager().load(key, _pretrained("AutoModel"))
+    model, processor = mgr.load(key, _pretrained("AutoModel"))
     batch = processor(images=_pil(image), return_tensors="pt", **prompts)
 
     def predict() -> Any:
         with torch.inference_mode():
             return model(**_on(model, batch), multimask_output=True)
 
-    return processor, batch, manager().run(predict, what=key)
+    return processor, batch, mgr.run(predict, what=key)
 
 
 def _masks(processor: Any, batch: Any, logits: Any, size: tuple[int, int]) -> np.ndarray:
@@ -164,9 +165,9 @@ def _masks(processor: Any, batch: Any, logits: Any, size: tuple[int, int]) -> np
     return processor.post_process_masks(logits.float().cpu(), [size], batch["reshaped_input_sizes"])[0].numpy()
 
 
-def _sam_box(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+def _sam_box(mgr: ModelManager, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
     """SAM's best-rated mask for a box."""
-    processor, batch, pred = _sam_batch(image, "sam", input_boxes=[[list(box)]])
+    processor, batch, pred = _sam_batch(mgr, image, "sam", input_boxes=[[list(box)]])
     best = int(pred.iou_scores[0, 0].float().argmax())
     return _masks(processor, batch, pred.pred_masks[:, :, best : best + 1], image.shape[:2])[0, 0]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from bricks import Settings
 from bricks.gpu.config import ModelConfig
+from bricks.gpu.manager import ModelManager
 
 from .base import Planner, PlannerUnavailable, PlanRequest, PlanText
 
@@ -31,7 +32,8 @@ def choose(settings: Settings, models: ModelConfig, *, can_sample: bool) -> str:
 class Planners:
     """Builds each planner once (the MLLM loads its weights on first use and stays loaded)."""
 
-    def __init__(self, settings: Settings, models: ModelConfig):
+    def __init__(self, settings: Settings, models: ModelManager):
+        """`models`: the registry's manager; the MLLM planner shares its `builder` model with the bricks."""
         self.settings = settings
         self.models = models
         self._made: dict[str, Planner] = {}
@@ -50,13 +52,12 @@ class Planners:
 
             return RulesPlanner()
         if name == "transformers":
-            from bricks.gpu.manager import manager
             from bricks.gpu.mllm import load_builder
 
             from .mllm import MLLMPlanner
 
-            entry = self.models.entry("builder")
-            return MLLMPlanner(entry.id, subfolder=entry.subfolder, loader=lambda: manager().load("builder", load_builder)[1])
+            entry, models = self.models.config.entry("builder"), self.models
+            return MLLMPlanner(entry.id, subfolder=entry.subfolder, loader=lambda: models.load("builder", load_builder)[1])
         if name == "openai":
             if not s.openai_url:
                 raise PlannerUnavailable("the openai planner needs --openai-url (or LEGO_EDIT_OPENAI_URL)")

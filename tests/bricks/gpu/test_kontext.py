@@ -42,15 +42,13 @@ def test_an_empty_mask_is_refused(control_run, coffee):
 
 @pytest.mark.parametrize("share", [True, False])
 def test_flux_pipelines_share_one_copy_of_their_text_encoders(tiny_flux_control, tmp_path, coffee, share):
-    from bricks.gpu.manager import manager
-
     registry = control_registry(tiny_flux_control, tmp_path, runtime=f"share_text_encoders = {str(share).lower()}")
     run = Bricks(registry)
     mask = np.full(coffee.shape[:2], 255, np.uint8)
     mask[20:60, 30:90] = 0  # the cup stays
     run("change_background", image=coffee, mask=mask, prompt="a beach")
     run("kontext_edit", image=coffee, prompt="make the cup blue")
-    canny, kontext = (manager().load(key, None) for key in ("flux_canny", "flux_kontext"))  # cached: no loader needed
+    canny, kontext = (registry.models.load(key, None) for key in ("flux_canny", "flux_kontext"))  # cached: no loader needed
     assert (kontext.text_encoder_2 is canny.text_encoder_2) is share
     assert (kontext.tokenizer is canny.tokenizer) is share
     assert kontext.transformer is not canny.transformer
@@ -58,12 +56,10 @@ def test_flux_pipelines_share_one_copy_of_their_text_encoders(tiny_flux_control,
 
 def test_evicting_one_pipeline_leaves_the_shared_encoders_to_the_other(tiny_flux_control, tmp_path):
     from bricks.gpu.diffusion import pipeline_loader
-    from bricks.gpu.manager import manager
 
-    control_registry(tiny_flux_control, tmp_path, runtime="offload = true")
-    mgr = manager()
-    canny = mgr.load("flux_canny", pipeline_loader("FluxControlPipeline"))
-    kontext = mgr.load("flux_kontext", pipeline_loader("FluxKontextPipeline"))
+    mgr = control_registry(tiny_flux_control, tmp_path, runtime="offload = true").models
+    canny = mgr.load("flux_canny", pipeline_loader("FluxControlPipeline", mgr))
+    kontext = mgr.load("flux_kontext", pipeline_loader("FluxKontextPipeline", mgr))
 
     def size(*modules) -> int:
         return sum(t.numel() * t.element_size() for m in modules for t in (*m.parameters(), *m.buffers()))

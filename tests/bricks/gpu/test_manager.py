@@ -8,8 +8,7 @@ import pytest
 from bricks import Registry, Settings
 from bricks.backends import accelerator
 from bricks.gpu.config import ModelConfig
-from bricks.gpu.diffusion import load_flux_fill
-from bricks.gpu.manager import manager
+from bricks.gpu.diffusion import flux_fill_loader
 from tests.bricks.gpu.tiny_flux import QUIET, flux_registry, tiny_flux  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.filterwarnings(w) for w in QUIET]
@@ -28,13 +27,13 @@ def test_loras_of_both_layouts_load_as_adapters_and_change_the_output(tiny_flux,
     from bricks.context import BrickContext
     from bricks.gpu.diffusion import generate
 
-    flux_registry(tiny_flux, tmp_path)
+    ctx = BrickContext(flux_registry(tiny_flux, tmp_path).models)
     image, mask = image_and_mask()
-    plain = generate(None, image, mask, "a hat", BrickContext(), what="test")
+    plain = generate(None, image, mask, "a hat", ctx, what="test")
     for key in ("lora_rcm", "lora_env"):  # kohya/ComfyUI layout, diffusers/PEFT layout
-        assert not np.array_equal(generate(key, image, mask, "a hat", BrickContext(), what="test"), plain)
-    assert np.array_equal(generate(None, image, mask, "a hat", BrickContext(), what="test"), plain)
-    assert manager().loads["flux_fill"] == 1
+        assert not np.array_equal(generate(key, image, mask, "a hat", ctx, what="test"), plain)
+    assert np.array_equal(generate(None, image, mask, "a hat", ctx, what="test"), plain)
+    assert ctx.models.loads["flux_fill"] == 1
 
 
 def test_the_least_recently_used_component_is_evicted_beyond_the_budget(tiny_flux, tmp_path, monkeypatch):
@@ -46,9 +45,9 @@ def test_the_least_recently_used_component_is_evicted_beyond_the_budget(tiny_flu
     args = {"image": registry.store.put(image).uri, "mask": registry.store.put(mask).uri, "prompt": "a hat"}
     anyio.run(registry.call, "generative_fill", args)
     anyio.run(registry.call, "recolor_material", args)  # an adapter on the shared base: no second component
-    manager().load("flux_canny", lambda entry, device, dtype: AutoencoderKL.from_pretrained(tiny_flux.fill, subfolder="vae"))
+    registry.models.load("flux_canny", lambda entry, device, dtype: AutoencoderKL.from_pretrained(tiny_flux.fill, subfolder="vae"))
     anyio.run(registry.call, "recolor_material", args)  # the base was evicted: reloaded, its adapter too
-    loads = manager().loads
+    loads = registry.models.loads
     assert (loads["flux_fill"], loads["lora_rcm"], loads["flux_canny"]) == (2, 2, 1)
 
 
@@ -109,7 +108,7 @@ async def test_a_cancelled_call_stops_within_one_step(tiny_flux, tmp_path):
     registry = flux_registry(tiny_flux, tmp_path, steps=8)
     image, mask = image_and_mask()
     args = {"image": registry.store.put(image).uri, "mask": registry.store.put(mask).uri, "prompt": "a hat"}
-    transformer = manager().flux_fill(None, load_flux_fill).transformer
+    transformer = registry.models.flux_fill(None, flux_fill_loader(registry.models)).transformer
     steps_run = []
     hook = transformer.register_forward_hook(lambda *_: steps_run.append(1))
     try:

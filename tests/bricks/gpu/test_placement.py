@@ -38,7 +38,7 @@ def test_add_pred_stays_in_the_given_mask_box(gpu):
 def test_the_answer_follows_the_box_grammar(gpu):
     from bricks.gpu.mllm import ask
 
-    text, seen = ask(photo("coffee")[::5, ::5], "Where?", max_new_tokens=placement.BOX_TOKENS, grammar=placement.BOX_GRAMMAR, what="t")
+    text, seen = ask(gpu.registry.models, photo("coffee")[::5, ::5], "Where?", max_new_tokens=placement.BOX_TOKENS, grammar=placement.BOX_GRAMMAR, what="t")
     numbers = text.strip("[]").split(", ")
     assert text.startswith("[") and text.endswith("]") and len(numbers) == 4 and all(n.isdigit() for n in numbers)
     assert seen[0] % 14 == 0 and seen[1] % 14 == 0

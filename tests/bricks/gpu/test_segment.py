@@ -9,7 +9,7 @@ import pytest
 
 from bricks import InvalidInput
 from bricks.gpu import segment
-from bricks.gpu.manager import configure
+from bricks.gpu.manager import ModelManager
 from tests.bricks.gpu.tiny_vision import gpu, gpu_registry, tiny_models  # noqa: F401 - fixtures
 from tests.conftest import photo
 
@@ -49,13 +49,9 @@ def test_res_clipseg_option(gpu, gpu_registry, cat, monkeypatch):
     from dataclasses import replace
 
     config = gpu_registry.model_config
-    configure(replace(config, runtime=replace(config.runtime, res_model="clipseg")))
+    monkeypatch.setattr(gpu_registry, "models", ModelManager(replace(config, runtime=replace(config.runtime, res_model="clipseg"))))
     monkeypatch.setattr(segment, "CLIPSEG_THRESHOLD", 0.5)
-    try:
-        out = gpu("segment_by_text", image=cat, prompt="the cat")
-    finally:
-        configure(config)
-    _check(out, cat)
+    _check(gpu("segment_by_text", image=cat, prompt="the cat"), cat)
 
 
 def test_sos_picks_a_salient_candidate(gpu, cat, monkeypatch):

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from bricks import Registry, Settings
-from bricks.gpu.manager import configure, manager
 from tests.builder.conftest import build_tiny_builder
 from tests.conftest import Bricks
 
@@ -168,8 +167,5 @@ def gpu_registry(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) ->
 
 @pytest.fixture
 def gpu(gpu_registry: Registry) -> Bricks:
-    """Call bricks through `gpu_registry`; its model configuration is made the process-wide one
-    again if another test replaced it (the models stay loaded otherwise)."""
-    if manager().config is not gpu_registry.model_config:
-        configure(gpu_registry.model_config)
+    """Call bricks through `gpu_registry` (its models stay loaded between tests)."""
     return Bricks(gpu_registry)
