@@ -100,7 +100,7 @@ def walk(grammar: WorkflowGrammar, compiler: GrammarCompiler, tokens: list[int])
     mask = consume = 0.0
     for token in tokens:
         t = time.perf_counter()
-        matcher.fill_bitmask(bitmask)
+        matcher.unsafe_compute_mask_ptr(bitmask.data_ptr(), bitmask.numel() * bitmask.element_size())
         bits = np.unpackbits(bitmask.numpy().view(np.uint8), bitorder="little")[: lltok.vocab_size]
         allowed = torch.from_numpy(bits != 0)
         mask += time.perf_counter() - t
@@ -144,7 +144,7 @@ def main(plans: int = 9) -> None:
     grammar = WorkflowGrammar(bricks, {"image": "Image"}, INSTRUCTION, GrammarLimits())
     text = json.dumps(WORKFLOW, indent=2)
     tokens = loaded.tokenizer.encode(text, add_special_tokens=False)
-    compiler = GrammarCompiler(loaded.compiler.tokenizer)
+    compiler = GrammarCompiler(loaded.lltok)
     walked = [walk(grammar, compiler, tokens) for _ in range(6)]  # the first compiles, the others reuse
     print(f"grammar alone over a {len(tokens)}-token, 3-step workflow (indented):")
     for label, runs in (("  compiling each grammar", walked[:1]), ("  grammars compiled before", walked[1:])):

@@ -307,10 +307,17 @@ class GrammarCompiler:
         return matcher
 
 
+@functools.lru_cache(maxsize=4)
+def compiler_for(tokenizer: Any) -> GrammarCompiler:
+    """The compiler of one llguidance tokenizer, kept while its model is (a few models at most)."""
+    return GrammarCompiler(tokenizer)
+
+
 class StepwiseMatcher:
     """Walks one workflow through its elements, rebuilding the grammar after each step.
 
-    `consume` takes the sampled tokens; `fill_bitmask` writes the allowed next tokens.
+    `consume` takes the sampled tokens; `unsafe_compute_mask_ptr` writes the allowed next tokens,
+    as an llguidance matcher's does.
     `done` turns true once the result element closes the document.
     """
 
@@ -332,9 +339,6 @@ class StepwiseMatcher:
                 self.steps.append(json.loads(step))
                 self._matcher = self.compiler.matcher(self.grammar.element(self.steps))
 
-    def fill_bitmask(self, bitmask: Any) -> None:
-        """Write the allowed next tokens, one bit each, into a contiguous int32 CPU tensor.
-
-        (Not through `llguidance.torch`: importing it runs `torch.compile`.)
-        """
-        self._matcher.unsafe_compute_mask_ptr(bitmask.data_ptr(), bitmask.numel() * bitmask.element_size())
+    def unsafe_compute_mask_ptr(self, pointer: int, size: int) -> None:
+        """Write the allowed next tokens, one bit each, into `size` bytes of int32 memory at `pointer`."""
+        self._matcher.unsafe_compute_mask_ptr(pointer, size)

@@ -8,10 +8,10 @@ import numpy as np
 from ..cpu import geometry
 from ..context import BrickContext
 from .mllm import ask
+from .qwen import THINK_CLOSE
 
 QUESTION = "Describe this image in English in one or two sentences, as a prompt for an image generator."
 CAPTION_TOKENS = 77  # a diffusion text encoder's window (CLIP's) is about this long
-THINK_CLOSE = "</think>"
 
 
 def caption_and_canvas(

@@ -1,10 +1,9 @@
 """The Builder MLLM (Qwen2.5-VL family) as a predictor: one question about an image, one answer.
 
 ADD-PRED and CMI-PRED ask it for a box and a caption. The model, its torchvision-free processor
-and its llguidance tokenizer are loaded by the transformers planner's own code
-(`builder.planners.mllm`), once, under the manager's `builder` key. An answer may be held to a
-Lark grammar: tokens the grammar cannot take next are masked out at every step, so the text
-always parses.
+and its llguidance tokenizer are loaded by `qwen.load`, once, under the manager's `builder` key,
+and shared with the transformers planner. An answer may be held to a Lark grammar: tokens the
+grammar cannot take next are masked out at every step, so the text always parses.
 """
 
 from __future__ import annotations
@@ -16,8 +15,10 @@ import numpy as np
 from PIL import Image
 
 from ..errors import BrickFailed
+from . import qwen
 from .config import ModelEntry
 from .manager import ModelManager
+from .qwen import Qwen
 
 IMAGE_SIDE = 448  # long side the image is brought to, as the planner does
 
@@ -31,7 +32,7 @@ def ask(
     import torch
     from transformers import LogitsProcessorList
 
-    loaded = models.load("builder", load_builder)[1]
+    loaded: Qwen = models.load("builder", load_builder)[1]
     pil = Image.fromarray(np.ascontiguousarray(image[..., :3]))
     scale = IMAGE_SIDE / max(pil.size)
     if scale < 1:
@@ -44,7 +45,7 @@ def ask(
     prompt = loaded.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     batch = loaded.processor(text=[prompt], images=[pil], return_tensors="pt")
     inputs = {k: v.to(loaded.device) for k, v in batch.items()}
-    constraint = [_Constrained(loaded.compiler.matcher(grammar), loaded.compiler.tokenizer.vocab_size, what)] if grammar else []
+    constraint = [_Constrained(loaded.lark_matcher(grammar), loaded.lltok.vocab_size, what)] if grammar else []
 
     def generate() -> Any:
         with torch.inference_mode():
@@ -61,15 +62,11 @@ def ask(
     return loaded.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :].tolist(), skip_special_tokens=True), seen
 
 
-def load_builder(entry: ModelEntry, device: Any, dtype: Any) -> tuple[Any, Any]:
-    """(the model, for the manager's memory accounting; everything the planner loads)."""
-    from builder.planners.base import PlannerUnavailable
-    from builder.planners.mllm import MLLMPlanner
-
-    planner = MLLMPlanner(entry.id, subfolder=entry.subfolder, device=str(device), dtype=str(dtype).removeprefix("torch."))
+def load_builder(entry: ModelEntry, device: Any, dtype: Any) -> tuple[Any, Qwen]:
+    """(the model, for the manager's memory accounting; everything its users need)."""
     try:
-        loaded = planner.load()
-    except PlannerUnavailable as exc:
+        loaded = qwen.load(entry.id, entry.subfolder, device, dtype)
+    except qwen.QwenUnavailable as exc:
         raise BrickFailed("builder", str(exc)) from None
     return loaded.model, loaded
 
@@ -78,21 +75,13 @@ class _Constrained:
     """A logits processor holding one generation to an llguidance matcher's grammar."""
 
     def __init__(self, matcher: Any, vocab_size: int, what: str):
-        import torch
-
         self.matcher = matcher
         self.what = what
         self.started = False
-        self.bitmask = torch.full((1, (vocab_size + 31) // 32), -1, dtype=torch.int32)
+        self.bitmask = qwen.grammar_bitmask(vocab_size)
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import torch
-
         if self.started and not self.matcher.consume_token(int(input_ids[0, -1])):
             raise BrickFailed(self.what, f"the model left its answer's grammar: {self.matcher.get_error()}")
         self.started = True
-        self.matcher.unsafe_compute_mask_ptr(self.bitmask.data_ptr(), self.bitmask.numel() * self.bitmask.element_size())
-        bits = np.unpackbits(self.bitmask.numpy().view(np.uint8), bitorder="little")
-        allowed = np.zeros(scores.shape[1], bool)
-        allowed[: min(bits.size, allowed.size)] = bits[: allowed.size] == 1
-        return scores.masked_fill(torch.from_numpy(~allowed).to(scores.device)[None], float("-inf"))
+        return qwen.allowed_only(self.matcher, self.bitmask, scores)

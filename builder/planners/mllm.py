@@ -10,8 +10,6 @@ imported on first use only.
 
 from __future__ import annotations
 
-import functools
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -22,17 +20,11 @@ import anyio.from_thread
 import anyio.to_thread
 import numpy as np
 
-from ..grammar import (
-    GrammarCompiler,
-    GrammarError,
-    GrammarLimits,
-    StepwiseMatcher,
-    WorkflowGrammar,
-)
+from bricks.gpu import qwen
+from bricks.gpu.qwen import THINK_CLOSE, THINK_OPEN, Qwen
+
+from ..grammar import GrammarError, GrammarLimits, StepwiseMatcher, WorkflowGrammar, compiler_for
 from .base import PlannerUnavailable, PlanRequest, PlanText, feedback_text
-
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-
 
 @dataclass(frozen=True)
 class MLLMConfig:
@@ -40,9 +32,9 @@ class MLLMConfig:
     """A Hub repository id or a local directory."""
     subfolder: str | None = "Builder"
     device: str = "auto"
-    """'auto' (cuda when available, else cpu), or a torch device such as 'cuda:1'."""
+    """'auto' (cuda, else mps, else cpu: `qwen.resolve_device`), or a torch device such as 'cuda:1'."""
     dtype: str = "auto"
-    """'auto' (bfloat16 on cuda, float32 on cpu), or a torch dtype name."""
+    """'auto' (bfloat16 on cuda, float16 on mps, float32 on cpu), or a torch dtype name."""
     max_think_tokens: int = 512
     temperature: float = 0.0
     """0 decodes greedily, as upstream does."""
@@ -54,45 +46,17 @@ class MLLMConfig:
     limits: GrammarLimits = field(default_factory=GrammarLimits)
 
 
-@functools.cache
-def image_only_processor() -> type:
-    """Qwen2.5-VL's processor without its video half: the stock one needs torchvision."""
-    from transformers import Qwen2_5_VLProcessor
-    from transformers.processing_utils import ProcessorMixin
-
-    class ImageOnlyQwen2_5_VLProcessor(Qwen2_5_VLProcessor):
-        def __init__(self, image_processor: Any = None, tokenizer: Any = None, chat_template: Any = None, **_: Any):
-            self.image_token, self.video_token = "<|image_pad|>", "<|video_pad|>"
-            self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
-            self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
-            ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
-
-    return ImageOnlyQwen2_5_VLProcessor
-
-
-@dataclass
-class _Loaded:
-    model: Any
-    processor: Any
-    tokenizer: Any
-    compiler: GrammarCompiler
-    device: Any
-    eos: list[int]
-    close_ids: list[int]
-    think_banned: Any  # bool tensor [1, vocab]: no end of text, no special token, nothing after a '>'
-
-
 class MLLMPlanner:
     """`MLLMPlanner("xiaomi-research/lego-edit", subfolder="Builder", temperature=0.7, ...)`:
     the model, then any other `MLLMConfig` field by name."""
 
     name = "transformers"
 
-    def __init__(self, model: str = MLLMConfig.model, *, loader: Callable[[], _Loaded] | None = None, **options: Any):
+    def __init__(self, model: str = MLLMConfig.model, *, loader: Callable[[], Qwen] | None = None, **options: Any):
         """`loader`, when given, supplies the loaded model (the server shares the GPU bricks' Builder)."""
         self.config = MLLMConfig(model=model, **options)
         self._loader = loader
-        self._loaded: _Loaded | None = None
+        self._loaded: Qwen | None = None
         self._lock = threading.Lock()
         self._plans = 0
 
@@ -149,7 +113,7 @@ class MLLMPlanner:
             },
         )
 
-    def load(self) -> _Loaded:
+    def load(self) -> Qwen:
         """Load the model, processor and grammar tokenizer once; a missing model is `PlannerUnavailable`."""
         if self._loader is not None:
             return self._loader()  # its owner caches (and may evict) it
@@ -157,40 +121,16 @@ class MLLMPlanner:
             self._loaded = self._load()
         return self._loaded
 
-    def _load(self) -> _Loaded:
+    def _load(self) -> Qwen:
         cfg = self.config
-        where = f"'{cfg.model}'" + (f" (subfolder '{cfg.subfolder}')" if cfg.subfolder else "")
         try:
-            import llguidance.hf
-            import torch
-            from transformers import AutoModelForImageTextToText, AutoProcessor
-        except ImportError as exc:
+            return qwen.load(cfg.model, cfg.subfolder, *qwen.resolve_device(cfg.device, cfg.dtype))
+        except ImportError as exc:  # torch itself
             raise PlannerUnavailable(f"the transformers planner needs torch, transformers and llguidance: {exc}") from None
-        kw = {"subfolder": cfg.subfolder} if cfg.subfolder else {}
-        device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
-        dtype = (torch.bfloat16 if device.type == "cuda" else torch.float32) if cfg.dtype == "auto" else getattr(torch, cfg.dtype)
-        try:
-            model = AutoModelForImageTextToText.from_pretrained(cfg.model, dtype=dtype, **kw).to(device).eval()
-        except (OSError, ValueError) as exc:
-            raise PlannerUnavailable(f"cannot load the Builder model {where}: {exc}") from None
-        try:
-            processor = image_only_processor().from_pretrained(cfg.model, **kw)
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):  # another family's: the stock one may do (with torchvision)
-            try:
-                processor = AutoProcessor.from_pretrained(cfg.model, **kw)
-            except (OSError, ValueError, ImportError) as exc:
-                raise PlannerUnavailable(f"cannot load the processor of {where}: {exc}") from None
-        tokenizer = processor.tokenizer
-        vocab = model.get_output_embeddings().out_features
-        eos = [tokenizer.eos_token_id]
-        extra = model.generation_config.eos_token_id
-        eos += [i for i in ([extra] if isinstance(extra, int) else extra or []) if i not in eos]
-        lltok = llguidance.hf.from_tokenizer(tokenizer, n_vocab=vocab, eos_token=eos)
-        close_ids = tokenizer.encode(THINK_CLOSE, add_special_tokens=False)
-        banned = _think_banned(lltok, len(tokenizer), vocab, eos).to(device)
-        return _Loaded(model, processor, tokenizer, GrammarCompiler(lltok), device, eos, close_ids, banned)
+        except qwen.QwenUnavailable as exc:
+            raise PlannerUnavailable(str(exc)) from None
 
-    def _inputs(self, loaded: _Loaded, request: PlanRequest) -> dict[str, Any]:
+    def _inputs(self, loaded: Qwen, request: PlanRequest) -> dict[str, Any]:
         from PIL import Image
 
         text = feedback_text(request)
@@ -214,9 +154,7 @@ class MLLMPlanner:
 class _Decoder:
     """The logits processor of one plan: free reasoning, the closing tag, then the workflow."""
 
-    def __init__(self, loaded: _Loaded, grammar: WorkflowGrammar, max_think: int, check_cancelled: Callable[[], None]):
-        import torch
-
+    def __init__(self, loaded: Qwen, grammar: WorkflowGrammar, max_think: int, check_cancelled: Callable[[], None]):
         self.loaded = loaded
         self.grammar = grammar
         self.max_think = max_think
@@ -228,11 +166,10 @@ class _Decoder:
         self.json_tokens = 0
         self.mask_seconds = 0.0
         self.first = True
-        self.bitmask = torch.full((1, (loaded.compiler.tokenizer.vocab_size + 31) // 32), -1, dtype=torch.int32)
+        self.compiler = compiler_for(loaded.lltok)
+        self.bitmask = qwen.grammar_bitmask(loaded.lltok.vocab_size)
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import torch
-
         self.check_cancelled()
         if not self.first:
             self._consume(int(input_ids[0, -1]))
@@ -244,11 +181,9 @@ class _Decoder:
         if self.matcher.done:
             return _only(scores, self.loaded.eos[0])
         started = time.perf_counter()
-        self.matcher.fill_bitmask(self.bitmask)
-        bits = np.unpackbits(self.bitmask.numpy().view(np.uint8), bitorder="little")[: scores.shape[1]]
-        banned = torch.from_numpy(bits == 0).to(scores.device).unsqueeze(0)
+        masked = qwen.allowed_only(self.matcher, self.bitmask, scores)
         self.mask_seconds += time.perf_counter() - started
-        return scores.masked_fill(banned, float("-inf"))
+        return masked
 
     def _consume(self, token: int) -> None:
         if self.matcher is not None:
@@ -257,11 +192,11 @@ class _Decoder:
         elif self.forced:
             self.forced.pop(0)
             if not self.forced:
-                self.matcher = StepwiseMatcher(self.grammar, self.loaded.compiler)
+                self.matcher = StepwiseMatcher(self.grammar, self.compiler)
         else:
             self.think.append(token)
             if THINK_CLOSE in self.loaded.tokenizer.decode(self.think[-len(THINK_CLOSE):]):
-                self.matcher = StepwiseMatcher(self.grammar, self.loaded.compiler)
+                self.matcher = StepwiseMatcher(self.grammar, self.compiler)
             elif len(self.think) >= self.max_think:
                 self.forced, self.cut = list(self.loaded.close_ids), True
 
@@ -270,17 +205,6 @@ def _only(scores: Any, token: int) -> Any:
     forced = scores.new_full(scores.shape, float("-inf"))
     forced[:, token] = 0.0
     return forced
-
-
-def _think_banned(lltok: Any, size: int, vocab: int, eos: list[int]) -> Any:
-    """Tokens reasoning may not use: the end of text, special tokens, the padding beyond the
-    tokenizer, and any token with text after a '>' (so '</think>' always ends a token and the
-    workflow starts on a fresh one)."""
-    import torch
-
-    after_close = re.compile(rb">\s*\S")
-    flags = [i in eos or lltok.is_special_token(i) or bool(after_close.search(lltok.decode_bytes([i]))) for i in range(size)]
-    return torch.tensor([flags + [True] * (vocab - size)])
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:

@@ -75,7 +75,7 @@ def build_tiny_builder(directory: Path, registry: Registry, tok=None) -> Path:
         Qwen2VLImageProcessor,
     )
 
-    from builder.planners.mllm import image_only_processor
+    from bricks.gpu.qwen import image_only_processor
 
     tok = _tokenizer(registry) if tok is None else tok
     ids = tok.convert_tokens_to_ids
