@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import jsonschema
 
@@ -21,8 +21,6 @@ from .context import ProgressCallback
 from .errors import BrickFailed
 from .spec import BrickSpec
 
-if TYPE_CHECKING:
-    from .registry import Registry
 
 
 class Runner(Protocol):
@@ -36,10 +34,11 @@ class Runner(Protocol):
     uses: frozenset[str]
     """Names of the registry's tools it calls (a composite's steps); they cannot be unregistered first."""
 
-    def unavailable_reason(self, registry: Registry) -> str | None: ...
+    # `registry` is the `Registry` running it (not named here: the registry imports this module)
+    def unavailable_reason(self, registry: Any) -> str | None: ...
 
     async def __call__(
-        self, registry: Registry, args: dict[str, Any], on_progress: ProgressCallback | None
+        self, registry: Any, args: dict[str, Any], on_progress: ProgressCallback | None
     ) -> Mapping[str, Any]: ...
 
 

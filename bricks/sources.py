@@ -21,16 +21,25 @@ import importlib.resources
 import logging
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .brick import Brick
 from .errors import SchemaError
 from .spec import BrickSpec, load_spec
 
-if TYPE_CHECKING:
-    from .registry import Registry
+
+class Catalogue(Protocol):
+    """What a source changes: the registry's bricks (`Registry` is one)."""
+
+    def __contains__(self, name: str) -> bool: ...
+
+    def get(self, name: str) -> Brick: ...
+
+    def update(self, remove: Iterable[str], add: Iterable[Brick], *, strict: bool = False) -> dict[str, str]: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +73,7 @@ class _Tracked:
         self.problems: dict[str, str] = {}
 
     def replace(
-        self, registry: Registry, wanted: dict[str, BrickSpec], failed: dict[str, str], *,
+        self, registry: Catalogue, wanted: dict[str, BrickSpec], failed: dict[str, str], *,
         module_dir: Path | None = None, new_code: bool = False, strict: bool = False,
     ) -> Changes:
         """Make the registry hold exactly `wanted` (key -> spec) from this source, in one step.
@@ -96,7 +105,7 @@ class SchemaDir(_Tracked):
         self.path = Path(path)
         self._stamp: dict[str, tuple[int, int]] | None = None
 
-    def sync(self, registry: Registry, *, strict: bool = False) -> Changes:
+    def sync(self, registry: Catalogue, *, strict: bool = False) -> Changes:
         """Reload the directory when any schema or module file was added, changed or removed."""
         if not self.path.is_dir():
             if strict:
@@ -131,7 +140,7 @@ class EntryPoints(_Tracked):
         self._seen: frozenset[tuple[str, str, str]] | None = None
         self._paths: tuple[tuple[str, int], ...] | None = None
 
-    def sync(self, registry: Registry, *, strict: bool = False) -> Changes:
+    def sync(self, registry: Catalogue, *, strict: bool = False) -> Changes:
         """Installed plugins are never strict: a broken one is reported, never fatal.
 
         Reading every dist-info folder costs ~10 ms, so it happens only when an import path
@@ -187,7 +196,7 @@ def _schema_files(target: Any) -> list[Path]:
 class Sources:
     """All the syncable sources of one registry: its schema directories and the entry points."""
 
-    def __init__(self, registry: Registry, schema_dirs: tuple[Path, ...] = (), *, entry_points: bool = True):
+    def __init__(self, registry: Catalogue, schema_dirs: tuple[Path, ...] = (), *, entry_points: bool = True):
         self.registry = registry
         self.sources: list[SchemaDir | EntryPoints] = [SchemaDir(d) for d in schema_dirs]
         if entry_points:

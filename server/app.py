@@ -20,7 +20,7 @@ from mcp.types import Tool, ToolAnnotations
 from bricks import Brick, BrickFailed, InvalidInput, StoredImage
 from bricks.store import URI_PREFIX
 
-from . import __version__
+from . import __version__, register_tool, workflow_tools
 from .notify import ToolListNotifier, watch_sources
 from .runtime import Runtime
 from .results import error_result, tool_result
@@ -99,10 +99,8 @@ class LegoEditServer(MCPServer[Any]):
             description="A stored image or mask, as PNG",
             mime_type="image/png",
         )(self._read_image)
-        from . import register_tool, workflow_tools
-
-        workflow_tools.register(self)
-        register_tool.register(self)
+        workflow_tools.register(self, runtime)
+        register_tool.register(self, runtime.tools, self.notifier)
         _advertise_list_changed(self)
 
     async def list_tools(self) -> list[Tool]:

@@ -15,7 +15,10 @@ from .runtime_tools import ToolDefinition, definition_of
 from .results import error_result
 
 if TYPE_CHECKING:
-    from .app import LegoEditServer
+    from mcp.server.mcpserver import MCPServer
+
+    from .notify import ToolListNotifier
+    from .runtime_tools import RuntimeTools
 
 REGISTER_DESCRIPTION = (
     "Add a tool, at once usable by every client, run_workflow and lego_edit, and kept until unregistered: "
@@ -26,8 +29,7 @@ REGISTER_DESCRIPTION = (
 DEFINITION_SCHEMA_URI = "lego://schemas/tool-definition"
 
 
-def register(server: LegoEditServer) -> None:
-    runtime = server.runtime.tools
+def register(server: MCPServer[Any], runtime: RuntimeTools, notifier: ToolListNotifier) -> None:
 
     @server.resource(DEFINITION_SCHEMA_URI, name="tool-definition-schema", mime_type="application/json",
                      description="JSON Schema of the definition register_tool takes")
@@ -43,7 +45,7 @@ def register(server: LegoEditServer) -> None:
             brick = await runtime.register(definition_of(definition))
         except (InvalidInput, SchemaError) as exc:
             return error_result(exc)
-        await server.notifier.tools_changed()
+        await notifier.tools_changed()
         return _described(brick)
 
     @server.tool(name="unregister_tool", description=(
@@ -56,7 +58,7 @@ def register(server: LegoEditServer) -> None:
             removed = runtime.unregister(name)
         except InvalidInput as exc:
             return error_result(exc)
-        await server.notifier.tools_changed()
+        await notifier.tools_changed()
         structured = {"removed": removed}
         return types.CallToolResult(content=[types.TextContent(text=json.dumps(structured))], structured_content=structured)
 

@@ -16,7 +16,7 @@ from mcp.server.mcpserver import Context, Resolve, Sample
 from mcp.shared.exceptions import MCPDeprecationWarning
 from pydantic import BaseModel, Field, WithJsonSchema
 
-from bricks import InvalidInput
+from bricks import InvalidInput, Registry
 from bricks.images import thumbnail
 from bricks.render import IMAGE_RESULT_SCHEMA
 from builder.editor import MAX_INSTRUCTION, EditFailed, Editor, run_workflow
@@ -29,7 +29,9 @@ from builder.prompt import instruction_text
 from .results import error_result, image_content
 
 if TYPE_CHECKING:
-    from .app import LegoEditServer
+    from mcp.server.mcpserver import MCPServer
+
+    from .runtime import Runtime
 
 ImageArg = Annotated[str, Field(description="Image reference")]
 MaskArg = Annotated[str | None, Field(description="The region meant (mask reference).")]
@@ -60,8 +62,7 @@ class RunResult(BaseModel):
     warnings: list[str]
 
 
-def register(server: "LegoEditServer") -> None:
-    runtime = server.runtime
+def register(server: "MCPServer[Any]", runtime: "Runtime") -> None:
     registry, settings, prompt = runtime.registry, runtime.settings, runtime.prompt
 
     def wants_sampling(ctx: Context[Any, Any]) -> bool:
@@ -100,7 +101,7 @@ def register(server: "LegoEditServer") -> None:
             return error_result(exc)
         if run:
             structured = {**outcome.plan(), "timings": outcome.execution.timings()}
-            return await _with_images(server, outcome.execution, "lego_edit", structured)
+            return await _with_images(registry, outcome.execution, "lego_edit", structured)
         structured = outcome.plan()
         return types.CallToolResult(content=[types.TextContent(text=json.dumps(structured))], structured_content=structured)
 
@@ -155,7 +156,7 @@ def register(server: "LegoEditServer") -> None:
             parsed, warnings, execution = await run_workflow(registry, workflow, image, mask, inputs, on_progress=progress)
         except (StepFailed, InvalidInput) as exc:
             return error_result(exc)
-        return await _with_images(server, execution, "run_workflow", {
+        return await _with_images(registry, execution, "run_workflow", {
             "workflow": parsed.to_json(),
             "timings": execution.timings(),
             "warnings": warnings,
@@ -174,11 +175,11 @@ def register(server: "LegoEditServer") -> None:
         return prompt.render("<instruction>")
 
 
-async def _with_images(server: "LegoEditServer", execution: Execution, label: str, structured: dict[str, Any]) -> types.CallToolResult:
+async def _with_images(registry: Registry, execution: Execution, label: str, structured: dict[str, Any]) -> types.CallToolResult:
     content: list[types.ContentBlock] = []
     results = []
     for i, image in enumerate(execution.results, 1):  # thumbnails and saved copies are encoded off the loop
-        entry, blocks = await anyio.to_thread.run_sync(image_content, server.registry, f"{label}.result{i}", image)
+        entry, blocks = await anyio.to_thread.run_sync(image_content, registry, f"{label}.result{i}", image)
         results.append(entry)
         content += blocks
     structured = {"results": results, **structured}
