@@ -34,6 +34,7 @@ from .refs import load_reference
 from .settings import Settings
 from .sources import SchemaDir, Sources
 from .spec import IMAGE_TYPES, BrickSpec
+from .types import TYPES
 from .store import ImageStore, StoredImage
 
 log = logging.getLogger(__name__)
@@ -237,13 +238,8 @@ class Registry:
         size: tuple[str, tuple[int, int]] | None = None
         for p in brick.spec.inputs:
             value = args.get(p.name, p.default)
-            if value is not None and p.type in IMAGE_TYPES:
-                try:
-                    array = load_reference(value, store=self.store, settings=self.settings)
-                except InvalidInput as exc:
-                    raise exc.located(param=p.name) from None
-                # a 2-D stored array is a mask already made binary when it was stored
-                value = (array if array.ndim == 2 else as_mask(array)) if p.type == "Mask" else as_image(array)
+            if value is not None and TYPES[p.type].image:
+                value = self.resolve(value, p.type, param=p.name)
                 if brick.spec.same_size:
                     if size is None:
                         size = (p.name, value.shape[:2])
@@ -254,12 +250,21 @@ class Registry:
                             f"(a mask made for this image, e.g. the mask output of a segmentation tool run on `{size[0]}`)",
                             param=p.name,
                         )
-            elif value is not None and p.type == "Int":
-                value = int(value)
-            elif value is not None and p.type == "Float":
-                value = float(value)
+            elif value is not None:
+                value = TYPES[p.type].coerce(value)
             inputs[p.name] = value
         return inputs
+
+    def resolve(self, ref: str, kind: str, *, param: str | None = None) -> np.ndarray:
+        """The image or mask a reference names, as bricks take it: uint8 RGB(A), or a 0/255 mask.
+        A bad reference is `InvalidInput` naming `param`."""
+        try:
+            array = load_reference(ref, store=self.store, settings=self.settings)
+        except InvalidInput as exc:
+            raise exc.located(param=param) from None
+        if kind == "Mask":  # a 2-D array comes from the store, where masks are binary already
+            return array if array.ndim == 2 else as_mask(array)
+        return as_image(array)
 
     def _store_outputs(self, brick: Brick, raw: Any, addressable: bool | Collection[str] = True) -> dict[str, Any]:
         if not isinstance(raw, Mapping):
@@ -366,12 +371,10 @@ def _check_output(
             raise BrickFailed(brick, f"output image '{name}' has shape {value.shape} {value.dtype}, expected uint8 RGB(A)")
         stored: StoredImage = store.put(value, addressable=addressable)
         return stored
-    if kind == "Float":
-        try:
-            return float(value)
-        except (TypeError, ValueError):  # e.g. a remote tool's "abc"
-            raise BrickFailed(brick, f"output '{name}' is {value!r}, not a number") from None
-    return str(value)
+    try:
+        return TYPES[kind].coerce(value)
+    except (TypeError, ValueError):  # e.g. a remote tool's "abc" for a Float
+        raise BrickFailed(brick, f"output '{name}' is {value!r}, not a {'number' if TYPES[kind].numeric else kind}") from None
 
 
 __all__ = ["Brick", "BrickContext", "Registry", "Runner"]

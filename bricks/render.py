@@ -10,9 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .spec import BrickSpec, Output, Param
-
-_REF_HINT = {"Image": "image reference", "Mask": "mask reference"}
-_JSON_TYPE = {"Str": "string", "Float": "number", "Int": "integer", "Bool": "boolean"}
+from .types import TYPES
 
 IMAGE_RESULT_SCHEMA: dict[str, Any] = {"type": "object", "properties": {"uri": {"type": "string"}}}
 """Always with a uri, width and height (and with an output directory, path): the instructions say so."""
@@ -36,10 +34,11 @@ def _object(properties: dict[str, Any], required: list[str], closed: bool = Fals
 
 
 def _param(p: Param) -> dict[str, Any]:
-    if p.type in _REF_HINT:
-        hint = _REF_HINT[p.type]
+    kind = TYPES[p.type]
+    if kind.image:
+        hint = f"{p.type.lower()} reference"  # what a reference is: the server's instructions
         return {"type": "string", "description": f"{p.description} ({hint})" if p.description else hint.capitalize()}
-    out: dict[str, Any] = {"type": _JSON_TYPE[p.type], "description": p.description}
+    out: dict[str, Any] = {"type": kind.json, "description": p.description}
     if p.enum is not None:
         out["enum"] = list(p.enum)
     for key in ("minimum", "maximum", "default"):
@@ -50,7 +49,8 @@ def _param(p: Param) -> dict[str, Any]:
 
 
 def _output(o: Output) -> dict[str, Any]:
-    out = dict(IMAGE_RESULT_SCHEMA) if o.type in ("Image", "Mask") else {"type": _JSON_TYPE[o.type]}
+    kind = TYPES[o.type]
+    out = dict(IMAGE_RESULT_SCHEMA) if kind.image else {"type": kind.json}
     if o.description:
         out["description"] = o.description
     return out

@@ -15,9 +15,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import SchemaError
+from .types import IMAGE_TYPES, TYPES, OutputTypeName, TypeName
 
-ValueType = Literal["Image", "Mask", "Str", "Float", "Int", "Bool"]
-IMAGE_TYPES = ("Image", "Mask")
+__all__ = ["IMAGE_TYPES", "BrickSpec", "Output", "Param", "load_spec", "parse_spec"]
 
 _NAME = r"^[a-z][a-z0-9_]{0,63}$"
 
@@ -30,7 +30,7 @@ class Param(_Strict):
     """One input of a brick."""
 
     name: str = Field(pattern=_NAME)
-    type: ValueType
+    type: TypeName
     description: str | None = Field(None, min_length=1, description="needed unless an Image or Mask says it all")
     required: bool = True
     default: Any = None
@@ -42,13 +42,13 @@ class Param(_Strict):
     def _consistent(self) -> Param:
         if self.required and self.default is not None:
             raise ValueError(f"input '{self.name}' is required and also has a default")
-        if self.description is None and self.type not in IMAGE_TYPES:
+        kind = TYPES[self.type]
+        if self.description is None and not kind.image:
             raise ValueError(f"input '{self.name}': a {self.type} input needs a description")
-        numeric = self.type in ("Float", "Int")
-        if (self.minimum is not None or self.maximum is not None) and not numeric:
-            raise ValueError(f"input '{self.name}': minimum/maximum only apply to Float and Int")
-        if self.enum is not None and self.type != "Str":
-            raise ValueError(f"input '{self.name}': enum only applies to Str")
+        if (self.minimum is not None or self.maximum is not None) and not kind.numeric:
+            raise ValueError(f"input '{self.name}': minimum/maximum only apply to {_names(lambda t: t.numeric)}")
+        if self.enum is not None and kind.json != "string":
+            raise ValueError(f"input '{self.name}': enum only applies to {_names(lambda t: t.json == 'string')}")
         if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
             raise ValueError(f"input '{self.name}': minimum is above maximum")
         if self.default is not None:
@@ -56,14 +56,13 @@ class Param(_Strict):
         return self
 
 
+def _names(which) -> str:  # noqa: ANN001 - a predicate on ValueType
+    return " and ".join(name for name, t in TYPES.items() if which(t))
+
+
 def _check_default(p: Param) -> None:
-    ok = {
-        "Str": isinstance(p.default, str),
-        "Float": isinstance(p.default, int | float) and not isinstance(p.default, bool),
-        "Int": isinstance(p.default, int) and not isinstance(p.default, bool),
-        "Bool": isinstance(p.default, bool),
-    }.get(p.type, False)
-    if not ok:
+    kind = TYPES[p.type]
+    if kind.image or not kind.accepts(p.default):
         raise ValueError(f"input '{p.name}': default {p.default!r} is not a {p.type}")
     if p.minimum is not None and p.default < p.minimum or p.maximum is not None and p.default > p.maximum:
         raise ValueError(f"input '{p.name}': default {p.default!r} is out of range")
@@ -76,7 +75,7 @@ class Output(_Strict):
     (an input of the brick's `input_sets`), exactly when that input is not given."""
 
     name: str = Field(pattern=_NAME)
-    type: Literal["Image", "Mask", "Str", "Float"]
+    type: OutputTypeName
     description: str | None = Field(None, min_length=1)
     optional: bool = False
     when_given: str | None = None

@@ -17,8 +17,6 @@ import anyio.to_thread
 
 from bricks import BrickFailed, InvalidInput, LegoEditError, Registry, StoredImage
 from bricks.context import ProgressCallback
-from bricks.images import as_image, as_mask
-from bricks.refs import load_reference
 from bricks.store import URI_PREFIX
 
 from .workflow import Ref, Step, Workflow
@@ -66,12 +64,7 @@ def store_inits(registry: Registry, inits: Mapping[str, Any], types: Mapping[str
         if isinstance(ref, str) and ref.startswith(URI_PREFIX) and _stored_as(registry, ref) == types[name]:
             stored[name] = ref  # already in the store as the right kind: no decode, no re-hash
             continue
-        try:
-            array = load_reference(ref, store=registry.store, settings=registry.settings)
-        except InvalidInput as exc:
-            raise exc.located(param=name) from None
-        array = as_mask(array) if types[name] == "Mask" and array.ndim == 3 else as_image(array) if types[name] == "Image" else array
-        stored[name] = registry.store.put(array).uri
+        stored[name] = registry.store.put(registry.resolve(ref, types[name], param=name)).uri
     return stored
 
 

@@ -23,9 +23,9 @@ from fractions import Fraction
 from typing import Any
 
 from bricks.spec import IMAGE_TYPES, BrickSpec, Param
+from bricks.types import TYPES, compatible
 
 from .number_regex import decimal_regex, int_regex
-from .validate import compatible
 
 Piece = tuple[str, int]  # a Lark expression and the most bytes it can match
 
@@ -187,18 +187,19 @@ class WorkflowGrammar:
 
     def _options(self, lark: _Lark, param: Param, values: list[_Value]) -> list[Piece]:
         options = [lark.piece(json.dumps(v.ref)) for v in values if compatible(v.type, param.type)]
-        if param.type in IMAGE_TYPES:
+        kind = TYPES[param.type].json  # the fragment of each JSON kind
+        if kind is None:  # images and masks: references only
             return options
-        if param.type == "Str":
+        if kind == "string":
             if param.enum:
                 return options + [lark.piece(json.dumps(e, ensure_ascii=False)) for e in param.enum]
             n = self.limits.max_string
             return options + [lark.regex(_string_terminal(n), 2 + 4 * n)]
-        if param.type == "Bool":
+        if kind == "boolean":
             return options + [lark.piece("true"), lark.piece("false")]
         lo = param.minimum if param.minimum is not None else -1e6
         hi = param.maximum if param.maximum is not None else 1e6
-        if param.type == "Int":
+        if kind == "integer":
             lo, hi = math.ceil(lo), math.floor(hi)
             rx = int_regex(lo, hi)
             return options + [lark.regex(f"/{rx}/", 1 + len(str(max(abs(lo), abs(hi)))))]

@@ -18,9 +18,9 @@ from typing import Any
 
 from bricks import Registry
 from bricks.spec import BrickSpec
+from bricks.types import TYPES
 
 USER_MASK_NOTE = "The user gave a mask. "
-_TYPE_LINES = {"Image": "Image", "Mask": "Mask", "Str": "Str (English text only)", "Float": "Float", "Int": "Int", "Bool": "Bool"}
 
 
 @dataclass(frozen=True)
@@ -89,10 +89,10 @@ class BuilderPrompt:
         specs = [spec for spec, _ in bricks]
         ids = {s.builder_id for s in specs}
         used = {t for s in specs for t in [*(p.type for p in s.inputs), *(o.type for o in s.outputs)]}
-        types = [t for t in _TYPE_LINES if t in used]
+        types = [t for t in TYPES if t in used]
         examples = [e for e in self.examples if e.bricks() <= ids]
         text = self.template.safe_substitute(
-            types="There are only these types of input and output:\n" + "\n".join(f"{i}. {_TYPE_LINES[t]}" for i, t in enumerate(types, 1)),
+            types="There are only these types of input and output:\n" + "\n".join(f"{i}. {TYPES[t].prompt}" for i, t in enumerate(types, 1)),
             predict_models=self._models(bricks, "predict"),
             edit_models=self._models(bricks, "edit"),
             examples="".join(self._example(i, e) for i, e in enumerate(examples, 1)),

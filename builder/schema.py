@@ -22,8 +22,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bricks.spec import IMAGE_TYPES, BrickSpec, Param
+from bricks.types import TYPES, compatible
 
-from .validate import compatible
 
 _KEY = "[A-Za-z_][A-Za-z0-9_]*"
 _NAME = re.compile(f"^{_KEY}$")
@@ -153,17 +153,13 @@ def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
 def _input(p: Param, refs: _References, group: tuple[str, ...] | None = None) -> dict[str, Any]:
     """A literal of the input's type or a reference of a type that may feed it; null when optional
     (and not part of the chosen input set `group`)."""
-    if p.type in IMAGE_TYPES:
+    kind = TYPES[p.type]
+    if kind.image:
         options = [{"type": "string", "pattern": f"^({refs.any_of([p.type])})$"}]
-    elif p.type == "Str" and p.enum is None:
-        options = [{"type": "string", **_text(STR_MAX)}]  # a Str reference is a string too
+    elif kind.json == "string" and p.enum is None:
+        options = [{"type": "string", **_text(STR_MAX)}]  # a string reference is a string too
     else:
-        literal: dict[str, Any] = {
-            "Str": {"type": "string", "enum": list(p.enum or ())},
-            "Float": {"type": "number"},
-            "Int": {"type": "integer"},
-            "Bool": {"type": "boolean"},
-        }[p.type]
+        literal: dict[str, Any] = {"type": kind.json, **({"enum": list(p.enum)} if p.enum is not None else {})}
         if p.minimum is not None:
             literal["minimum"] = p.minimum
         if p.maximum is not None:

@@ -13,21 +13,16 @@ literal in an Image or Mask input is taken as an image reference (URI, path or d
 from __future__ import annotations
 
 import itertools
-import math
 from collections import Counter
 from collections.abc import Collection, Mapping
 
 from bricks import Registry, UnknownTool
 from bricks.spec import IMAGE_TYPES, BrickSpec, Param
+from bricks.types import TYPES, compatible
 
 from .workflow import Issue, Ref, Step, Workflow, WorkflowInvalid
 
-_COERCIONS = {("Mask", "Image"), ("Int", "Float")}
-
-
-def compatible(source: str, target: str) -> bool:
-    """Whether a value of type `source` may feed an input of type `target`."""
-    return source == target or (source, target) in _COERCIONS
+__all__ = ["compatible", "validate_workflow"]
 
 
 def validate_workflow(
@@ -161,18 +156,11 @@ def _unproduced(steps: tuple[Step, ...], specs: dict[int, BrickSpec]) -> dict[tu
 
 
 def _literal_problem(param: Param, value: object) -> str | None:
-    if param.type in IMAGE_TYPES:
-        return None if isinstance(value, str) else f"expected a reference or an image URI, got {value!r}"
-    if param.type == "Str":
-        if not isinstance(value, str):
-            return f"expected a string, got {value!r}"
-        if param.enum is not None and value not in param.enum:
-            return f"must be one of {', '.join(param.enum)}, got {value!r}"
-        return None
-    if param.type == "Bool":
-        return None if isinstance(value, bool) else f"expected true or false, got {value!r}"
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or (param.type == "Int" and not float(value).is_integer()):
-        return f"expected a finite {param.type}, got {value!r}"
+    kind = TYPES[param.type]
+    if not kind.accepts(value):
+        return f"expected {kind.expects}, got {value!r}"
+    if param.enum is not None and value not in param.enum:
+        return f"must be one of {', '.join(param.enum)}, got {value!r}"
     if param.minimum is not None and value < param.minimum:
         return f"must be >= {param.minimum}, got {value}"
     if param.maximum is not None and value > param.maximum:

@@ -301,6 +301,7 @@ def _edit_summary(report: dict[str, Any]) -> str:
 def _parse_arguments(spec: Any, pairs: list[str]) -> dict[str, Any]:
     """`key=value` words -> typed arguments; numbers and booleans by the schema, the rest as strings."""
     from bricks import InvalidInput
+    from bricks.types import TYPES
 
     values: dict[str, Any] = {}
     for pair in pairs:
@@ -308,14 +309,9 @@ def _parse_arguments(spec: Any, pairs: list[str]) -> dict[str, Any]:
         if not sep:
             raise InvalidInput(f"expected key=value, got '{pair}'", brick=spec.name)
         param = spec.input(key)
-        kind = param.type if param else "Str"
+        kind = param.type if param else "Str"  # an unknown key: the registry names it
         try:
-            if kind in ("Float", "Int"):
-                values[key] = float(raw) if kind == "Float" else int(raw)
-            elif kind == "Bool":
-                values[key] = {"true": True, "false": False, "1": True, "0": False}[raw.lower()]
-            else:
-                values[key] = raw
+            values[key] = TYPES[kind].from_text(raw)
         except (ValueError, KeyError):
             raise InvalidInput(f"'{raw}' is not a valid {kind}", brick=spec.name, param=key) from None
     return values

@@ -42,7 +42,6 @@ from mcp.types import (
 from bricks import BrickFailed, InvalidInput, Registry
 from bricks.context import ProgressCallback
 from bricks.images import as_image, as_mask, decode, encode_png
-from bricks.refs import load_reference
 from bricks.spec import IMAGE_TYPES, BrickSpec
 
 log = logging.getLogger(__name__)
@@ -211,10 +210,7 @@ class RemoteRunner:
                 continue
             value = args[p.name]
             if p.type in IMAGE_TYPES:
-                try:
-                    array = load_reference(value, store=registry.store, settings=registry.settings)
-                except InvalidInput as exc:
-                    raise exc.located(param=p.name) from None
+                array = registry.resolve(value, p.type, param=p.name)
                 value = "data:image/png;base64," + base64.b64encode(encode_png(array)).decode()
             wire[p.name] = value
         return wire
