@@ -105,36 +105,26 @@ def register(server: "MCPServer[Any]", runtime: "Runtime") -> None:
         structured = outcome.plan()
         return types.CallToolResult(content=[types.TextContent(text=json.dumps(structured))], structured_content=structured)
 
-    @server.tool(
-        name="lego_edit",
-        description=(
-            "Edit an image as a plain-language instruction says: the Builder plans a workflow of these tools "
-            "and the server runs it. Returns the results, the plan, its timings and every plan tried."
-        ),
-        annotations=types.ToolAnnotations(read_only_hint=True),
-    )
-    async def lego_edit(
-        image: ImageArg,
-        instruction: InstructionArg,
-        ctx: Context[Any, Any],
-        mask: MaskArg = None,
-        sampled: Annotated[types.CreateMessageResult | None, Resolve(sample_first_plan)] = None,
-    ) -> Annotated[types.CallToolResult, EditResult]:
-        return await edit(image, instruction, mask, ctx, sampled, run=True)
+    def planning_tool(name: str, description: str, result: type[BaseModel], run: bool) -> None:
+        """lego_edit and plan_edit: one signature (the SDK reads the schema from it), one body."""
 
-    @server.tool(
-        name="plan_edit",
-        description="Plan an edit without running it: the reasoning and the checked workflow, for run_workflow.",
-        annotations=types.ToolAnnotations(read_only_hint=True),
-    )
-    async def plan_edit(
-        image: ImageArg,
-        instruction: InstructionArg,
-        ctx: Context[Any, Any],
-        mask: MaskArg = None,
-        sampled: Annotated[types.CreateMessageResult | None, Resolve(sample_first_plan)] = None,
-    ) -> Annotated[types.CallToolResult, PlanResult]:
-        return await edit(image, instruction, mask, ctx, sampled, run=False)
+        async def tool(
+            image: ImageArg,
+            instruction: InstructionArg,
+            ctx: Context[Any, Any],
+            mask: MaskArg = None,
+            sampled: Annotated[types.CreateMessageResult | None, Resolve(sample_first_plan)] = None,
+        ) -> Annotated[types.CallToolResult, result]:
+            return await edit(image, instruction, mask, ctx, sampled, run=run)
+
+        server.tool(name=name, description=description, annotations=types.ToolAnnotations(read_only_hint=True))(tool)
+
+    planning_tool("lego_edit", (
+        "Edit an image as a plain-language instruction says: the Builder plans a workflow of these tools "
+        "and the server runs it. Returns the results, the plan, its timings and every plan tried."
+    ), EditResult, run=True)
+    planning_tool("plan_edit", "Plan an edit without running it: the reasoning and the checked workflow, for run_workflow.",
+                  PlanResult, run=False)
 
     @server.tool(
         name="run_workflow",
