@@ -324,6 +324,7 @@ def _validate(brick: Brick, args: dict[str, Any]) -> None:
             raise InvalidInput(f"must be a finite number (got {value})", param=name)
     errors = sorted(brick._validator.iter_errors(args), key=lambda e: (list(e.path), e.validator))
     if not errors:
+        _check_types(brick, args)
         return
     err = errors[0]
     if err.validator == "required":
@@ -335,6 +336,14 @@ def _validate(brick: Brick, args: dict[str, Any]) -> None:
         raise InvalidInput(f"unknown parameter; this tool takes: {', '.join(allowed)}", param=extra[0] if extra else None)
     param = str(err.path[0]) if err.path else None
     raise InvalidInput(_describe_error(err), param=param)
+
+
+def _check_types(brick: Brick, args: dict[str, Any]) -> None:
+    """What the JSON Schema cannot say of a value type (a type's own literal check)."""
+    for p in brick.spec.inputs:
+        kind = TYPES[p.type]
+        if p.name in args and args[p.name] is not None and not kind.image and not kind.accepts(args[p.name]):
+            raise InvalidInput(f"expected {kind.expects}, got {args[p.name]!r}", param=p.name)
 
 
 def _describe_error(err: jsonschema.ValidationError) -> str:
