@@ -34,8 +34,8 @@ from .refs import load_reference
 from .settings import Settings
 from .sources import SchemaDir, Sources
 from .spec import IMAGE_TYPES, BrickSpec
-from .types import TYPES
 from .store import ImageStore, StoredImage
+from .types import TYPES
 
 log = logging.getLogger(__name__)
 
@@ -339,10 +339,10 @@ def _validate(brick: Brick, args: dict[str, Any]) -> None:
 
 
 def _check_types(brick: Brick, args: dict[str, Any]) -> None:
-    """What the JSON Schema cannot say of a value type (a type's own literal check)."""
+    """What the JSON Schema cannot say of a value type: its own literal check (references aside)."""
     for p in brick.spec.inputs:
         kind = TYPES[p.type]
-        if p.name in args and args[p.name] is not None and not kind.image and not kind.accepts(args[p.name]):
+        if p.name in args and not kind.image and not kind.accepts(args[p.name]):
             raise InvalidInput(f"expected {kind.expects}, got {args[p.name]!r}", param=p.name)
 
 
