@@ -216,7 +216,10 @@ def _describe_tool(registry: Any, brick: Any) -> str:
     spec = brick.spec
     backend, why = registry.backend_for(brick)
     lines = [f"{spec.name} ({spec.builder_id}, {spec.kind}): {spec.description}",
-             f"  runs here: {backend}" if backend else f"  unavailable: {why}", "  inputs:"]
+             f"  runs here: {backend}" if backend else f"  unavailable: {why}"]
+    if usage := spec.usage(backend):
+        lines.append(f"  use: {usage}")
+    lines.append("  inputs:")
     for p in spec.inputs:
         facts = [p.type, "required" if p.required else f"optional, default {p.default}" if p.default is not None else "optional"]
         if p.minimum is not None or p.maximum is not None:

@@ -90,6 +90,8 @@ def test_tools_name_and_call_help_show_a_tools_inputs(capsys, settings):
     assert "gamma (Float; optional, default 1.0; 0.2 to 5.0)" in card and "runs here: cpu" in card
     assert main(["call", "ADJUST", "--help", *common]) == 0
     assert capsys.readouterr().out == card
+    assert main(["tools", "recolor_material", *common]) == 0
+    assert "use: Segment the object first. Colour only" in capsys.readouterr().out  # the note of the backend here
     assert main(["tools", "stylize", "--json", *common]) == 0
     assert json.loads(capsys.readouterr().out)["name"] == "stylize"
 
