@@ -255,11 +255,11 @@ class Registry:
             inputs[p.name] = value
         return inputs
 
-    def resolve(self, ref: str, kind: str, *, param: str | None = None) -> np.ndarray:
-        """The image or mask a reference names, as bricks take it: uint8 RGB(A), or a 0/255 mask.
-        A bad reference is `InvalidInput` naming `param`."""
+    def resolve(self, ref: str | StoredImage, kind: str, *, param: str | None = None) -> np.ndarray:
+        """The image or mask a reference (or a workflow's stored value) names, as bricks take it:
+        uint8 RGB(A), or a 0/255 mask. A bad reference is `InvalidInput` naming `param`."""
         try:
-            array = load_reference(ref, store=self.store, settings=self.settings)
+            array = self.store.get(ref.id) if isinstance(ref, StoredImage) else load_reference(ref, store=self.store, settings=self.settings)
         except InvalidInput as exc:
             raise exc.located(param=param) from None
         if kind == "Mask":  # a 2-D array comes from the store, where masks are binary already
@@ -309,7 +309,7 @@ def _checked_args(brick: Brick, args: Mapping[str, Any] | None) -> dict[str, Any
         raise InvalidInput("arguments must be an object")
     # null means "not given": the workflow format writes absent optional inputs as null
     args = {k: v for k, v in args.items() if v is not None}
-    _validate(brick, args)
+    _validate(brick, {k: v.uri if isinstance(v, StoredImage) else v for k, v in args.items()})  # a workflow's image: as on the wire
     if problem := brick.spec.input_set_problem(set(args)):
         raise InvalidInput(problem[1], param=problem[0])
     return args

@@ -61,6 +61,7 @@ def store_inits(registry: Registry, inits: Mapping[str, Any], types: Mapping[str
     """Decode each initial image once and put it in the store; later steps read it from memory."""
     stored = {}
     for name, ref in inits.items():
+        ref = ref.uri if isinstance(ref, StoredImage) else ref  # a composite's input, from an earlier step
         if isinstance(ref, str) and ref.startswith(URI_PREFIX) and _stored_as(registry, ref) == types[name]:
             stored[name] = ref  # already in the store as the right kind: no decode, no re-hash
             continue
@@ -202,12 +203,12 @@ def _sources(step: Step) -> set[int]:
 
 
 def _value(value: Any, inits: Mapping[str, str], values: Mapping[tuple[int, str], Any]) -> Any:
-    """A step input or result item: a literal as is, a reference as its value (images as URIs)."""
+    """A step input: a literal as is, a reference as its value (an earlier step's image as the
+    `StoredImage` itself, so it is not looked up again by its URI)."""
     if not isinstance(value, Ref):
         return value
     if value.step is None:
         return inits[value.key]
     if (value.step, value.key) not in values:
         raise KeyError(value)
-    produced = values[(value.step, value.key)]
-    return produced.uri if isinstance(produced, StoredImage) else produced
+    return values[(value.step, value.key)]

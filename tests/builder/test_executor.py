@@ -140,3 +140,19 @@ async def test_a_chain_runs_in_one_worker_thread(registry, monkeypatch):
     _, _, execution = await run_workflow(registry, wf, registry.store.put(photo("coffee")).uri)
     assert len(threads) == 3 and len(set(threads)) == 1 and threads[0] != threading.get_ident()
     assert [r.step for r in execution.steps] == [1, 2, 3]
+
+
+async def test_steps_hand_on_stored_values_not_uris_to_parse_again(registry, monkeypatch):
+    from builder.executor import execute
+    from builder.workflow import parse_workflow
+
+    parsed = []
+    parse_uri = registry.store.parse_uri
+    monkeypatch.setattr(registry.store, "parse_uri", lambda uri: parsed.append(uri) or parse_uri(uri))
+    wf = parse_workflow({"pipeline": [
+        {"step": n, "model": "ADJUST", "input": {"image": "init[image]" if n == 1 else f"step{n - 1}[image]", "warmth": 0.1},
+         "output": {"image": f"step{n}[image]"}} for n in (1, 2, 3)] + [{"result": "[step3[image]]"}]})
+    uri = registry.store.put(photo("coffee")).uri
+    execution = await execute(wf, registry, {"image": uri})
+    assert parsed == [uri]  # only the initial image is looked up by its URI
+    assert execution.results[0].id == registry.store.put(registry.store.get(execution.results[0].id)).id
