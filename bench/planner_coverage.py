@@ -40,7 +40,7 @@ def evaluate(registry) -> Coverage:
     available = registry.available()
     bricks = tuple(b.spec for b in available)
     backends = {b.spec.builder_id: registry.backend_for(b)[0] for b in available}
-    planner, image, out = RulesPlanner(), np.zeros((64, 64, 3), np.uint8), Coverage()
+    planner, image, out = RulesPlanner(registry.weights), np.zeros((64, 64, 3), np.uint8), Coverage()
 
     def bricks_of(entry) -> set[str] | None:
         inits = {"image": "Image", **({"mask": "Mask"} if entry["mask"] else {})}

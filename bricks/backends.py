@@ -15,7 +15,7 @@ import platform
 import sys
 from pathlib import Path
 
-from .cpu import weights
+from .cpu.weights import Weights
 from .spec import BrickSpec
 
 
@@ -50,14 +50,18 @@ def _installed(module: str, module_dir: Path | None) -> bool:
 
 
 def unavailable_reason(
-    spec: BrickSpec, backend: str, preference: str, model_config, module_dir: Path | None = None
+    spec: BrickSpec, backend: str, preference: str, model_config, module_dir: Path | None = None,
+    weights: Weights | None = None,
 ) -> str | None:
-    """None when `spec`'s `backend` can run here, else why not. `module_dir`: see `Brick`."""
+    """None when `spec`'s `backend` can run here, else why not. `module_dir`: see `Brick`;
+    `weights`: the registry's trained files (a CPU backend that names some needs them)."""
     module = spec.backends[backend].partition(":")[0]
     if not _installed(module, module_dir):
         return f"its implementation '{module}' is not installed"
     if backend == "cpu":
-        return weights.unavailable_reason(spec.weights)
+        if not spec.weights:
+            return None
+        return weights.unavailable_reason(spec.weights) if weights is not None else "no models directory is set"
     if preference == "cpu":
         return "the CPU backend is forced (backend=cpu)"
     models = model_config.required(spec.models)

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import backends
 from .brick import Brick, Runner
-from .cpu import weights
+from .cpu.weights import Weights
 from .context import BrickContext, ProgressCallback, WorkerContext
 from .errors import BrickFailed, InvalidInput, SchemaError, UnknownTool
 from .gpu.config import ModelConfig
@@ -49,7 +49,8 @@ class Registry:
         self.store = store
         self.settings = settings
         self.models = models
-        weights.use_dir(settings.models_dir)
+        self.weights = Weights(settings.models_dir)
+        """The CPU bricks' trained files (`ctx.weights`), shared with the rules planner."""
         # (name -> brick, builder id -> name): replaced whole, never mutated, so readers on any
         # thread see one consistent pair; writers (the event loop, the watcher's thread) lock.
         self._lock = threading.Lock()
@@ -170,7 +171,7 @@ class Registry:
         reasons = []
         for backend in brick.spec.backends:
             reason = backends.unavailable_reason(
-                brick.spec, backend, self.settings.backend, self.model_config, brick.module_dir
+                brick.spec, backend, self.settings.backend, self.model_config, brick.module_dir, self.weights
             )
             if reason is None:
                 return backend, ""
@@ -192,7 +193,7 @@ class Registry:
         brick, backend = self._runnable(name)
         if brick.runner is not None:
             return await self._run_runner(brick, brick.runner, args, on_progress, addressable)
-        ctx = WorkerContext(on_progress, self.models)
+        ctx = WorkerContext(on_progress, self.models, self.weights)
         return await anyio.to_thread.run_sync(self._run, brick, backend, args, ctx, addressable)
 
     def call_here(
@@ -203,7 +204,7 @@ class Registry:
         brick, backend = self._runnable(name)
         if brick.runner is not None:
             raise TypeError(f"{brick.name} runs as a {brick.runner.kind}: await call() instead")
-        return self._run(brick, backend, args, WorkerContext(on_progress, self.models), addressable)
+        return self._run(brick, backend, args, WorkerContext(on_progress, self.models, self.weights), addressable)
 
     def _runnable(self, name: str) -> tuple[Brick, str]:
         brick = self.get(name)

@@ -47,7 +47,7 @@ class Runtime:
         tools = RuntimeTools(registry, settings.state_dir, settings.remote_servers)
         problems = dict(registry.sources.problems) | tools.restore()
         prompt = BuilderPrompt(registry, settings.builder_template)
-        return cls(settings, registry, tools, prompt, Planners(settings, registry.models), problems)
+        return cls(settings, registry, tools, prompt, Planners(settings, registry.models, registry.weights), problems)
 
     @property
     def store(self) -> ImageStore:

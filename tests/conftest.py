@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import anyio
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from bricks import Registry, Settings, StoredImage
+from bricks.cpu.weights import Weights
 
 
 @pytest.fixture
@@ -74,3 +76,9 @@ def outline(name: str) -> np.ndarray:
             cx, cy, ax, ay, angle = shape["ellipse"]
             cv2.ellipse(mask, (cx, cy), (ax, ay), angle, 0, 360, 255, -1)
     return mask > 0
+
+
+@functools.cache
+def trained() -> Weights:
+    """The trained files where `fetch-models` put them: the settings' models directory."""
+    return Weights(Settings.from_env().models_dir)

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from ..errors import InvalidInput
-from . import weights
+from .weights import Weights
 
 BUNDLE = "mediapipe"
 SEGMENTER = "selfie_segmentation.tflite"
@@ -71,7 +71,7 @@ class _Model:
             return [self.interpreter.get_tensor(i)[0] for i in self.outputs]  # get_tensor copies
 
 
-def _model(name: str) -> _Model:
+def _model(weights: Weights, name: str) -> _Model:
     return weights.loaded(BUNDLE, name, _Model)
 
 
@@ -91,7 +91,7 @@ def _resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
 # -- person segmentation -------------------------------------------------------------------
 
 
-def person_probability(image: np.ndarray) -> np.ndarray:
+def person_probability(image: np.ndarray, weights: Weights) -> np.ndarray:
     """float32 map in [0, 1] the size of `image`: how likely each pixel is part of a person.
 
     The model was trained on selfies and assumes someone is there: on a picture of a cat or a
@@ -106,20 +106,20 @@ def person_probability(image: np.ndarray) -> np.ndarray:
     rgb = _rgb(image)
     h, w = rgb.shape[:2]
     x = _resize(rgb, SEGMENTER_SIDE, SEGMENTER_SIDE).astype(np.float32) / 255
-    (small,) = _model(SEGMENTER)(x)
+    (small,) = _model(weights, SEGMENTER)(x)
     return np.clip(cv2.resize(small[..., 0], (w, h), interpolation=cv2.INTER_LINEAR), 0, 1)
 
 
-def person_mask(image: np.ndarray) -> np.ndarray:
+def person_mask(image: np.ndarray, weights: Weights) -> np.ndarray:
     """uint8 0/255 mask of the people in `image`: probability above half, specks dropped.
 
     All zero when no face is found (short or full range): the segmenter alone would mark
     whatever stands out, so a visible face is taken as the sign that a person is there. People
     seen from behind, or too small for the face detectors, are missed for the same reason."""
     rgb = _rgb(image)
-    if not face_boxes(rgb):
+    if not face_boxes(rgb, weights):
         return np.zeros(rgb.shape[:2], np.uint8)
-    person = (person_probability(rgb) > 0.5).astype(np.uint8)
+    person = (person_probability(rgb, weights) > 0.5).astype(np.uint8)
     _, labels, stats, _ = cv2.connectedComponentsWithStats(person, connectivity=8)
     areas = stats[1:, cv2.CC_STAT_AREA]
     if areas.size == 0:
@@ -131,19 +131,19 @@ def person_mask(image: np.ndarray) -> np.ndarray:
 # -- face detection ------------------------------------------------------------------------
 
 
-def face_boxes(image: np.ndarray) -> list[tuple[float, float, float, float, float]]:
+def face_boxes(image: np.ndarray, weights: Weights) -> list[tuple[float, float, float, float, float]]:
     """Faces as (x0, y0, x1, y1, score) in pixels of `image`, best first.
 
     The short-range detector runs first; only when it finds nothing does the full-range one
     look for smaller faces."""
     rgb = _rgb(image)
-    return _detect(rgb, SHORT_RANGE) or _detect(rgb, FULL_RANGE)
+    return _detect(rgb, SHORT_RANGE, weights) or _detect(rgb, FULL_RANGE, weights)
 
 
-def face_mask(image: np.ndarray) -> np.ndarray:
+def face_mask(image: np.ndarray, weights: Weights) -> np.ndarray:
     """uint8 0/255 mask with a filled ellipse over each face, forehead and chin included;
     all zero when there is none."""
-    boxes = face_boxes(image)
+    boxes = face_boxes(image, weights)
     mask = np.zeros(image.shape[:2], np.uint8)
     for x0, y0, x1, y1, _ in boxes:
         bw, bh = x1 - x0, y1 - y0
@@ -153,7 +153,7 @@ def face_mask(image: np.ndarray) -> np.ndarray:
     return mask
 
 
-def _detect(rgb: np.ndarray, detector: Detector) -> list[tuple[float, float, float, float, float]]:
+def _detect(rgb: np.ndarray, detector: Detector, weights: Weights) -> list[tuple[float, float, float, float, float]]:
     h, w = rgb.shape[:2]
     side = detector.side
     # Letterbox as MediaPipe's ImageToTensorCalculator (keep_aspect_ratio, BORDER_ZERO): the
@@ -165,7 +165,7 @@ def _detect(rgb: np.ndarray, detector: Detector) -> list[tuple[float, float, flo
     canvas[oy : oy + nh, ox : ox + nw] = _resize(rgb, nw, nh)
     x = canvas.astype(np.float32) / 127.5 - 1
 
-    outputs = _model(detector.file)(x)
+    outputs = _model(weights, detector.file)(x)
     raw = next(o for o in outputs if o.shape[-1] == 16)  # per anchor: box x, y, w, h, then 6 keypoints
     logits = next(o for o in outputs if o.shape[-1] == 1)[:, 0]
     scores = 1 / (1 + np.exp(-np.clip(logits.astype(np.float64), -SCORE_CLIP, SCORE_CLIP)))

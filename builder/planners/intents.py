@@ -15,7 +15,7 @@ import threading
 
 import numpy as np
 
-from bricks.cpu import weights
+from bricks.cpu.weights import Weights
 
 THRESHOLD = 0.72  # below it the clause is refused: a wrong edit is worse than a clear "cannot"
 
@@ -37,7 +37,7 @@ _lock = threading.Lock()
 
 
 @functools.cache
-def _embedder():
+def _embedder(weights: Weights):
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -57,21 +57,22 @@ def _embedder():
 
 
 @functools.cache
-def _examples() -> tuple[np.ndarray, tuple[str, ...]]:
+def _examples(weights: Weights) -> tuple[np.ndarray, tuple[str, ...]]:
     labels = tuple(intent for intent, phrases in INTENTS.items() for _ in phrases)
-    return _embedder()([p for phrases in INTENTS.values() for p in phrases]), labels
+    return _embedder(weights)([p for phrases in INTENTS.values() for p in phrases]), labels
 
 
-def available() -> bool:
+def available(weights: Weights) -> bool:
     return not weights.missing(["minilm"])
 
 
-def nearest(clause: str) -> tuple[str, float] | None:
-    """(intent phrase, similarity) of the closest intent above `THRESHOLD`, else None."""
-    if not available():
+def nearest(clause: str, weights: Weights) -> tuple[str, float] | None:
+    """(intent phrase, similarity) of the closest intent above `THRESHOLD`, else None (also
+    when MiniLM is not in `weights`)."""
+    if not available(weights):
         return None
     with _lock:  # one model, one caller at a time
-        vectors, labels = _examples()
-        scores = vectors @ _embedder()([clause])[0]
+        vectors, labels = _examples(weights)
+        scores = vectors @ _embedder(weights)([clause])[0]
     best = int(np.argmax(scores))
     return (labels[best], float(scores[best])) if scores[best] >= THRESHOLD else None

@@ -14,7 +14,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from bricks.cpu import weights
+from bricks.cpu.weights import Weights
 from bricks.cpu.colors import find_color
 from bricks.cpu.referring import target as person_target
 from bricks.cpu.style import STYLES, find_style
@@ -109,11 +109,14 @@ class Target:
     phrase: str
 
 
-def corrected(text: str) -> str:
-    """Words one or two typos away from a word the rules know are replaced by it ("brigher" -> "brighter")."""
+def corrected(text: str, weights: Weights) -> str:
+    """Words one or two typos away from a word the rules know are replaced by it ("brigher" ->
+    "brighter"), unless MiniLM's vocabulary in `weights` knows them as words."""
+    english = dictionary(weights)
+
     def fix(m: re.Match[str]) -> str:
         word = m.group(0)
-        if len(word) < 4 or word in KNOWN or word in dictionary():
+        if len(word) < 4 or word in KNOWN or word in english:
             return word
         close = difflib.get_close_matches(word, VOCAB, n=1, cutoff=0.8)
         return close[0] if close and close[0][0] == word[0] else word
@@ -122,7 +125,7 @@ def corrected(text: str) -> str:
 
 
 @functools.cache
-def dictionary() -> frozenset[str]:
+def dictionary(weights: Weights) -> frozenset[str]:
     """English words (the whole words of MiniLM's WordPiece vocabulary): never "corrected"."""
     if weights.missing(["minilm"]):
         return frozenset()

@@ -23,6 +23,7 @@ import anyio.to_thread
 
 from bricks.cpu.referring import MASK_HINT
 from bricks.cpu.style import find_style
+from bricks.cpu.weights import Weights
 from bricks.errors import InvalidInput
 
 from . import intents
@@ -40,6 +41,7 @@ class _Builder:
     available: set[str]
     mask: bool
     locates_anything: bool  # RES runs on a GPU model that can ground any phrase
+    weights: Weights  # MiniLM, for the nearest intent
     steps: list[dict[str, Any]] = field(default_factory=list)
     current: str = "init[image]"
     notes: list[str] = field(default_factory=list)
@@ -85,6 +87,10 @@ class RulesPlanner:
     name = "rules"
     deterministic = True  # re-planning would give the same answer
 
+    def __init__(self, weights: Weights):
+        """`weights`: the trained files; MiniLM among them reads typos and paraphrases (optional)."""
+        self.weights = weights
+
     async def plan(self, request: PlanRequest) -> PlanText:
         # Off the event loop: reading the instruction (and the embedder, on a first use) takes CPU time.
         return await anyio.to_thread.run_sync(self._plan, request)
@@ -93,11 +99,11 @@ class RulesPlanner:
         text = request.instruction.removeprefix("The user gave a mask. ")
         has_mask = "mask" in request.inits
         gpu_res = request.backends.get("RES") not in (None, "cpu")
-        b = _Builder(request.instruction, {s.builder_id for s in request.bricks}, has_mask, gpu_res)
+        b = _Builder(request.instruction, {s.builder_id for s in request.bricks}, has_mask, gpu_res, self.weights)
         reasons: list[str] = []
         remarks: list[tuple[str, PlanRefused]] = []
         adjust: dict[str, float] = {}
-        for clause, target, settings in lx.understood(lx.clauses(lx.corrected(text)), has_mask):
+        for clause, target, settings in lx.understood(lx.clauses(lx.corrected(text, self.weights)), has_mask):
             if settings is not None and target.kind in ("image", "mask") and not lx.other_edit(clause):
                 for key, value in settings.items():
                     adjust[key] = round(adjust.get(key, 0.0) + value, 3)
@@ -176,7 +182,7 @@ def _plan_clause(b: _Builder, clause: str, target: lx.Target, settings: dict[str
         mask = b.segment(target if target.kind != "image" else lx.Target("subject", ""))["mask"]
         b.current = b.add("FLUX-RCM", {"image": b.current, "mask": mask, "prompt": f"make it {colour[0]}"}, ("image",))["image"]
         return f"recolour {target.phrase or 'the main subject' if not b.mask else 'the masked object'} to {colour[0]}"
-    if not guessed and (found := intents.nearest(clause)):
+    if not guessed and (found := intents.nearest(clause, b.weights)):
         intent, score = found
         b.notes.append(f"read '{clause}' as '{intent}' (similarity {score:.2f})")
         extra = " ".join(m.group(0) for m in (lx.STRONG.search(clause), lx.WEAK.search(clause)) if m)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from bricks import Settings
 from bricks.gpu.config import ModelConfig
+from bricks.cpu.weights import Weights
 from bricks.gpu.manager import ModelManager
 
 from .base import Planner, PlannerUnavailable, PlanRequest, PlanText
@@ -32,10 +33,12 @@ def choose(settings: Settings, models: ModelConfig, *, can_sample: bool) -> str:
 class Planners:
     """Builds each planner once (the MLLM loads its weights on first use and stays loaded)."""
 
-    def __init__(self, settings: Settings, models: ModelManager):
-        """`models`: the registry's manager; the MLLM planner shares its `builder` model with the bricks."""
+    def __init__(self, settings: Settings, models: ModelManager, weights: Weights):
+        """`models`: the registry's manager, whose `builder` model the MLLM planner shares with
+        the bricks; `weights`: its trained files, whose MiniLM the rules planner reads with."""
         self.settings = settings
         self.models = models
+        self.weights = weights
         self._made: dict[str, Planner] = {}
 
     def get(self, name: str) -> Planner:
@@ -50,7 +53,7 @@ class Planners:
         if name == "rules":
             from .rules import RulesPlanner
 
-            return RulesPlanner()
+            return RulesPlanner(self.weights)
         if name == "transformers":
             from bricks.gpu.mllm import load_builder
 

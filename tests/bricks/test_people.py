@@ -13,7 +13,7 @@ import pytest
 
 from bricks import InvalidInput
 from bricks.cpu import people, weights
-from tests.conftest import photo
+from tests.conftest import photo, trained
 
 # Her hair, face, neck ring and suit, clockwise from the top of the hair; the suit's right edge
 # follows the helmet she holds at the bottom right, which is not part of her.
@@ -28,6 +28,8 @@ ASTRONAUT = [
 ]  # fmt: skip
 HELMET = ((387, 470), (112, 125))  # the held helmet, as an ellipse: centre, semi-axes
 FACE = (183, 90, 268, 165)  # her skin from the brows to the chin, cheek to cheek (x0, y0, x1, y1)
+
+W = trained()
 
 
 def _astronaut_mask() -> np.ndarray:
@@ -51,7 +53,7 @@ def _components(mask: np.ndarray) -> int:
 
 def test_the_astronauts_mask_follows_her_outline():
     image = photo("astronaut")
-    mask = people.person_mask(image)
+    mask = people.person_mask(image, W)
     assert mask.shape == (512, 512) and mask.dtype == np.uint8
     assert set(np.unique(mask)) == {0, 255}
     person = mask > 0
@@ -73,16 +75,16 @@ def test_the_astronauts_mask_follows_her_outline():
 
 def test_specks_are_dropped():
     image = photo("astronaut")
-    raw = people.person_probability(image) > 0.5
+    raw = people.person_probability(image, W) > 0.5
     assert _components(raw) > 1  # a few pixels at the image's corners, in the flag and by the shoulder
-    mask = people.person_mask(image) > 0
+    mask = people.person_mask(image, W) > 0
     assert _components(mask) == 1
     assert (raw & ~mask).sum() < 0.001 * raw.size  # only the specks went
 
 
 def test_person_probability_is_a_full_size_map():
     image = photo("astronaut")[:, 60:400]  # a portrait crop, 512 x 340
-    p = people.person_probability(np.dstack([image, np.full(image.shape[:2], 255, np.uint8)]))  # RGBA
+    p = people.person_probability(np.dstack([image, np.full(image.shape[:2], 255, np.uint8)]), W)  # RGBA
     assert p.shape == (512, 340) and p.dtype == np.float32
     assert 0 <= p.min() and p.max() <= 1
     assert p[120, 160] > 0.9  # her face, 60 px to the left now
@@ -92,18 +94,18 @@ def test_person_probability_is_a_full_size_map():
 @pytest.mark.parametrize("name", ["coffee", "chelsea"])
 def test_no_person_in_a_cup_or_a_cat(name):
     image = photo(name)
-    assert people.face_boxes(image) == []
-    mask = people.person_mask(image)
+    assert people.face_boxes(image, W) == []
+    mask = people.person_mask(image, W)
     assert mask.shape == image.shape[:2] and mask.dtype == np.uint8
     assert not mask.any()
-    assert not people.face_mask(image).any()
+    assert not people.face_mask(image, W).any()
 
 
 # -- faces ---------------------------------------------------------------------------------
 
 
 def test_the_astronauts_face_box():
-    boxes = people.face_boxes(photo("astronaut"))
+    boxes = people.face_boxes(photo("astronaut"), W)
     assert len(boxes) == 1
     x0, y0, x1, y1, score = boxes[0]
     assert 0.8 < score <= 1  # measured 0.92
@@ -115,8 +117,8 @@ def test_the_astronauts_face_box():
 @pytest.mark.parametrize("rows, cols", [(slice(None), slice(100, 400)), (slice(40, 260), slice(None))])
 def test_face_boxes_are_mapped_back_through_the_letterbox(rows, cols):
     image = photo("astronaut")
-    (whole,) = people.face_boxes(image)
-    (part,) = people.face_boxes(np.ascontiguousarray(image[rows, cols]))
+    (whole,) = people.face_boxes(image, W)
+    (part,) = people.face_boxes(np.ascontiguousarray(image[rows, cols]), W)
     dx, dy = cols.start or 0, rows.start or 0
     moved = (part[0] + dx, part[1] + dy, part[2] + dx, part[3] + dy)
     assert np.abs(np.subtract(moved, whole[:4])).max() < 8  # measured at most 4 px
@@ -125,8 +127,8 @@ def test_face_boxes_are_mapped_back_through_the_letterbox(rows, cols):
 def test_a_small_face_is_found_by_the_full_range_model():
     canvas = np.full((768, 1024, 3), 190, np.uint8)  # a plain wall, the astronaut small at its foot
     canvas[448:768, 340:660] = cv2.resize(photo("astronaut"), (320, 320), interpolation=cv2.INTER_AREA)
-    assert people._detect(canvas, people.SHORT_RANGE) == []  # her face, 60 px of 1024, is too small for it
-    (box,) = people.face_boxes(canvas)
+    assert people._detect(canvas, people.SHORT_RANGE, W) == []  # her face, 60 px of 1024, is too small for it
+    (box,) = people.face_boxes(canvas, W)
     k = 320 / 512
     x0, y0, x1, y1 = 340 + FACE[0] * k, 448 + FACE[1] * k, 340 + FACE[2] * k, 448 + FACE[3] * k
     assert box[0] <= x0 + 3 and box[1] <= y0 + 3 and box[2] >= x1 - 3 and box[3] >= y1 - 3
@@ -138,7 +140,7 @@ def test_a_small_face_is_found_by_the_full_range_model():
 
 def test_the_face_mask_covers_forehead_and_chin():
     image = photo("astronaut")
-    face = people.face_mask(image) > 0
+    face = people.face_mask(image, W) > 0
     assert _components(face) == 1
     for x, y in [(205, 100), (245, 100), (225, 145), (225, 165), (225, 84), (186, 120), (265, 120)]:
         assert face[y, x], (x, y)  # eyes, mouth, chin, forehead under the fringe, both cheeks
@@ -149,12 +151,12 @@ def test_the_face_mask_covers_forehead_and_chin():
 
 def test_many_threads_share_one_interpreter():
     image = photo("astronaut")
-    expected = people.face_boxes(image)
+    expected = people.face_boxes(image, W)
     results: list[object] = []
 
     def work() -> None:
         for _ in range(5):
-            results.append(people.face_boxes(image))
+            results.append(people.face_boxes(image, W))
 
     threads = [threading.Thread(target=work) for _ in range(4)]
     for t in threads:
@@ -192,12 +194,11 @@ def test_weighted_nms_averages_overlapping_boxes():
 @pytest.mark.parametrize("image", [np.zeros((64, 64), np.uint8), np.zeros((64, 64, 3), np.float32)])
 def test_an_image_that_is_not_uint8_rgb_is_refused(image):
     with pytest.raises(InvalidInput, match="`image`.*uint8 RGB"):
-        people.face_boxes(image)
+        people.face_boxes(image, W)
     with pytest.raises(InvalidInput, match="`image`"):
-        people.person_mask(image)
+        people.person_mask(image, W)
 
 
-def test_missing_model_files_say_which_command_fetches_them(tmp_path, monkeypatch):
-    monkeypatch.setattr(weights, "_models_dir", tmp_path)
+def test_missing_model_files_say_which_command_fetches_them(tmp_path):
     with pytest.raises(weights.WeightsError, match="fetch-models"):
-        people.person_probability(np.zeros((64, 64, 3), np.uint8))
+        people.person_probability(np.zeros((64, 64, 3), np.uint8), weights.Weights(tmp_path))

@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 
 from bricks import InvalidInput, Registry
-from bricks.cpu import weights
 from bricks.cpu.segment import ITERATIONS
-from tests.conftest import outline, photo
+from tests.conftest import outline, photo, trained
 
 
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])
@@ -36,7 +35,7 @@ def test_the_same_photo_gives_the_same_mask():
     masks = []
     for _ in range(2):  # in one thread, with the RNG advanced in between
         cv2.kmeans(np.random.rand(50, 1).astype(np.float32), 3, None, (cv2.TERM_CRITERIA_MAX_ITER, 5, 0), 1, cv2.KMEANS_PP_CENTERS)
-        masks.append(segment_salient(photo("chelsea"), BrickContext())["mask"])
+        masks.append(segment_salient(photo("chelsea"), BrickContext(weights=trained()))["mask"])
     np.testing.assert_array_equal(*masks)
 
 
@@ -62,7 +61,6 @@ def test_salient_object_of_a_tiny_image_is_refused(run):
 
 
 def test_without_its_model_file_the_brick_is_unavailable_and_says_how_to_fetch_it(settings, tmp_path, monkeypatch):
-    monkeypatch.setattr(weights, "_models_dir", weights._models_dir)  # restored afterwards: the directory is process-wide
     registry = Registry.from_settings(settings.with_(models_dir=tmp_path / "empty"))
     backend, why = registry.backend_for(registry.get("SOS"))
     assert backend is None

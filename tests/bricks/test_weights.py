@@ -49,12 +49,12 @@ def test_a_member_with_the_wrong_hash_is_not_written(tmp_path, toy):
     assert not list((tmp_path / "models").rglob("net.onnx*"))
 
 
-def test_missing_files_make_a_clear_reason(tmp_path, monkeypatch):
-    monkeypatch.setattr(weights, "_models_dir", tmp_path)
-    assert weights.missing(["u2netp", "mediapipe"]) == ["u2netp", "mediapipe"]
-    assert "lego-edit-mcp fetch-models" in weights.unavailable_reason(["u2netp"])
+def test_missing_files_make_a_clear_reason(tmp_path):
+    empty = weights.Weights(tmp_path)
+    assert empty.missing(["u2netp", "mediapipe"]) == ["u2netp", "mediapipe"]
+    assert "lego-edit-mcp fetch-models" in empty.unavailable_reason(["u2netp"])
     with pytest.raises(weights.WeightsError, match="fetch-models"):
-        weights.path("u2netp", "u2netp.onnx")
+        empty.path("u2netp", "u2netp.onnx")
 
 
 def test_every_bundle_pins_a_version_and_hashes_every_file():

@@ -51,7 +51,7 @@ def test_auto_falls_back_to_rules_when_the_model_cannot_load(registry):
             raise PlannerUnavailable("no weights at /models/builder")
 
     request = PlanRequest("", "make it warmer", np.zeros((8, 8, 3), np.uint8), tuple(b.spec for b in registry.available()), {"image": "Image"})
-    planner = Fallback(Broken(), RulesPlanner())
+    planner = Fallback(Broken(), RulesPlanner(registry.weights))
     text = anyio.run(planner.plan, request)
     assert text.reasoning.startswith("(transformers planner unavailable: no weights at /models/builder)")
     assert planner.name == "rules" and '"ADJUST"' in text.workflow

@@ -16,7 +16,7 @@ def plan(registry, instruction, mask=False):
     inits = {"image": "Image", **({"mask": "Mask"} if mask else {})}
     request = PlanRequest("", ("The user gave a mask. " if mask else "") + instruction, photo("chelsea"),
                           tuple(b.spec for b in registry.available()), inits)
-    text = anyio.run(RulesPlanner().plan, request)
+    text = anyio.run(RulesPlanner(registry.weights).plan, request)
     workflow = parse_workflow(text.workflow)
     validate_workflow(workflow, registry, inits)
     return [s.brick for s in workflow.steps], workflow, text.reasoning

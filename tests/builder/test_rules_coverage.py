@@ -4,6 +4,7 @@ import pytest
 
 from bench.planner_coverage import evaluate
 from builder.planners import intents
+from tests.conftest import trained
 
 
 def test_paraphrases_and_typos_get_an_acceptable_plan_and_out_of_scope_is_refused(registry):
@@ -19,5 +20,5 @@ def test_paraphrases_and_typos_get_an_acceptable_plan_and_out_of_scope_is_refuse
      ("add a hat on the cat", None), ("what is in this picture", None)],
 )
 def test_the_sentence_embedder_maps_paraphrases_to_intents_and_nothing_else(clause, intent):
-    found = intents.nearest(clause)
+    found = intents.nearest(clause, trained())
     assert (found and found[0]) == intent or found is None and intent is None

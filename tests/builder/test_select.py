@@ -18,7 +18,7 @@ def test_a_configured_builder_is_chosen_and_loaded_once_for_planner_and_bricks(t
                         builder_model=str(tiny_builder), builder_subfolder="Builder")  # as --builder-model does
     registry = Registry.from_settings(settings)
     assert choose(settings, registry.model_config, can_sample=True) == "transformers"
-    planner = Planners(settings, registry.models).get("transformers")
+    planner = Planners(settings, registry.models, registry.weights).get("transformers")
     assert planner.load() is registry.models.load("builder", load_builder)[1]  # the bricks' copy
     assert registry.models.loads["builder"] == 1
     assert registry.get("ADD-PRED") in registry.available()  # and the Builder's bricks are listed on CPU

@@ -9,7 +9,7 @@ import pytest
 from mcp import Client
 from PIL import Image
 
-from bricks import Registry, Settings
+from bricks import Settings
 from bricks.gpu import segment
 from server.app import LegoEditServer
 from server.runtime import Runtime

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from mcp import Client
 
-from bricks import Registry
 from server.app import LegoEditServer
 from server.runtime import Runtime
 from tests.conftest import photo

@@ -187,7 +187,7 @@ async def test_the_rules_planner_reads_the_instruction_off_the_event_loop(regist
 
     threads = []
     real = lexicon.corrected
-    monkeypatch.setattr(lexicon, "corrected", lambda text: threads.append(threading.current_thread()) or real(text))
+    monkeypatch.setattr(lexicon, "corrected", lambda *args: threads.append(threading.current_thread()) or real(*args))
     request = PlanRequest("", "make it warmer", np.zeros((8, 8, 3), np.uint8), tuple(b.spec for b in registry.available()), {"image": "Image"})
-    await RulesPlanner().plan(request)
+    await RulesPlanner(registry.weights).plan(request)
     assert threads and threads[0] is not threading.main_thread()
