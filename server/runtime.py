@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bricks import ImageStore, Registry, Settings
+from builder.editor import Editor
+from builder.planners.select import Planners, choose, planner_for
+from builder.prompt import BuilderPrompt
 
 from .runtime_tools import RuntimeTools
 
 if TYPE_CHECKING:
     from bricks.gpu.manager import ModelManager
-    from builder.editor import Editor
     from builder.planners.base import Planner
-    from builder.planners.select import Planners
-    from builder.prompt import BuilderPrompt
 
 SERVER_TOOLS = ("lego_edit", "plan_edit", "run_workflow", "register_tool", "unregister_tool")
 RESERVED = {name: f"the server's own tool '{name}'" for name in SERVER_TOOLS}
@@ -40,9 +40,6 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
-        from builder.planners.select import Planners
-        from builder.prompt import BuilderPrompt
-
         registry = Registry.from_settings(settings, RESERVED)  # its image store, model configuration and sources
         tools = RuntimeTools(registry, settings.state_dir, settings.remote_servers)
         problems = dict(registry.sources.problems) | tools.restore()
@@ -61,9 +58,6 @@ class Runtime:
     def editor(self, planner: Planner | None = None) -> Editor:
         """An editor planning with `planner`, by default the one the settings choose (sampling aside:
         that planner needs the client of one call)."""
-        from builder.editor import Editor
-        from builder.planners.select import choose, planner_for
-
         if planner is None:
             planner = planner_for(self.planners, choose(self.settings, self.registry.model_config, can_sample=False))
         return Editor(self.registry, planner, self.prompt, max_retries=self.settings.max_replans)
