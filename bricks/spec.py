@@ -38,6 +38,13 @@ class Param(_Strict):
     maximum: float | None = None
     enum: tuple[str, ...] | None = None
 
+    @property
+    def bounds(self) -> str | None:
+        """'0.2 to 5.0' ('-inf' or 'inf' for an open end), or None when unbounded."""
+        if self.minimum is None and self.maximum is None:
+            return None
+        return f"{_bound(self.minimum, '-inf')} to {_bound(self.maximum, 'inf')}"
+
     @model_validator(mode="after")
     def _consistent(self) -> Param:
         if self.required and self.default is not None:
@@ -54,6 +61,10 @@ class Param(_Strict):
         if self.default is not None:
             _check_default(self)
         return self
+
+
+def _bound(value: float | None, missing: str) -> str:
+    return missing if value is None else str(value)
 
 
 def _names(which) -> str:  # noqa: ANN001 - a predicate on ValueType

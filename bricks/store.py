@@ -238,7 +238,7 @@ class ImageStore:
             self._trim_disk()
 
     def _trim_disk(self) -> None:
-        """Delete the least recently used PNGs beyond the disk budget. One trim at a time (another
+        """Delete the least recently used files (PNG or raw) beyond the disk budget. One trim at a time (another
         caller finds the work being done and goes on); files may vanish meanwhile (other processes)."""
         if self.disk_budget is None or not self._trim_lock.acquire(blocking=False):
             return

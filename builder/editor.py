@@ -147,7 +147,6 @@ async def run_workflow(
 ) -> tuple[Workflow, list[str], Execution]:
     """Check and run a workflow written by the caller; nothing runs if it is invalid."""
     types = inits_types(mask is not None, extra)
-
     refs = {"image": image, **({"mask": mask} if mask is not None else {}), **(extra or {})}
 
     def prepare() -> tuple[Workflow, list[str], dict[str, str]]:

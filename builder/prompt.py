@@ -65,8 +65,8 @@ def brick_text(spec: BrickSpec, number: int, backend: str | None = None) -> str:
         bits = []
         if not p.required:
             bits.append("optional" + (f", default {p.default}" if p.default is not None else ", may be null"))
-        if p.minimum is not None or p.maximum is not None:
-            bits.append(f"range {p.minimum if p.minimum is not None else '-inf'} to {p.maximum if p.maximum is not None else 'inf'}")
+        if p.bounds:
+            bits.append(f"range {p.bounds}")
         if p.enum:
             bits.append("one of " + ", ".join(p.enum))
         if bits:

@@ -222,8 +222,8 @@ def _describe_tool(registry: Any, brick: Any) -> str:
     lines.append("  inputs:")
     for p in spec.inputs:
         facts = [p.type, "required" if p.required else f"optional, default {p.default}" if p.default is not None else "optional"]
-        if p.minimum is not None or p.maximum is not None:
-            facts.append(f"{p.minimum if p.minimum is not None else '-inf'} to {p.maximum if p.maximum is not None else 'inf'}")
+        if p.bounds:
+            facts.append(p.bounds)
         if p.enum:
             facts.append("one of " + ", ".join(p.enum))
         lines.append(f"    {p.name} ({'; '.join(facts)})" + (f": {p.description}" if p.description else ""))

@@ -166,10 +166,12 @@ def register(server: "MCPServer[Any]", runtime: "Runtime") -> None:
 
 
 async def _with_images(registry: Registry, execution: Execution, label: str, structured: dict[str, Any]) -> types.CallToolResult:
+    def contents() -> list[tuple[dict[str, Any], list[types.ContentBlock]]]:
+        return [image_content(registry, f"{label}.result{i}", image) for i, image in enumerate(execution.results, 1)]
+
     content: list[types.ContentBlock] = []
     results = []
-    for i, image in enumerate(execution.results, 1):  # thumbnails and saved copies are encoded off the loop
-        entry, blocks = await anyio.to_thread.run_sync(image_content, registry, f"{label}.result{i}", image)
+    for entry, blocks in await anyio.to_thread.run_sync(contents):  # thumbnails and saved copies: off the loop, one hop
         results.append(entry)
         content += blocks
     structured = {"results": results, **structured}

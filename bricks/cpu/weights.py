@@ -103,6 +103,12 @@ class Weights:
         self._loaded: dict[tuple[Path, Callable[[Path], object]], object] = {}
         self._lock = threading.Lock()
 
+    def __eq__(self, other: object) -> bool:  # one directory, one set of files: caches keyed by it are shared
+        return isinstance(other, Weights) and other.root == self.root
+
+    def __hash__(self) -> int:
+        return hash(self.root)
+
     def missing(self, keys: Iterable[str]) -> list[str]:
         """The bundles among `keys` not (completely) in the models directory."""
         return [k for k in keys if not all(file_path(BUNDLES[k], m, self.root).is_file() for m in BUNDLES[k].files)]
