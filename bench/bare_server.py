@@ -14,13 +14,14 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult
 
-from bricks import ImageStore, Registry, Settings
+from bricks import Registry
 from bricks.cpu.masks import bbox
 from bricks.cpu.tone import adjust
 from server.results import tool_result
+from server.settings import Settings
 
 
-def bare_server(registry: Registry) -> MCPServer[Any]:
+def bare_server(registry: Registry, settings: Settings) -> MCPServer[Any]:
     mcp: MCPServer[Any] = MCPServer("bare")
     store = registry.store
 
@@ -29,20 +30,19 @@ def bare_server(registry: Registry) -> MCPServer[Any]:
 
     @mcp.tool()
     def bare_bbox(mask: str) -> Annotated[CallToolResult, dict[str, Any]]:
-        return tool_result(registry, "bare_bbox", {"mask": store.put(bbox(load(mask))["mask"])})
+        return tool_result(registry, settings.results, "bare_bbox", {"mask": store.put(bbox(load(mask))["mask"])})
 
     @mcp.tool()
     def bare_adjust(image: str, saturation: float = 0.0) -> Annotated[CallToolResult, dict[str, Any]]:
         args = {p.name: p.default for p in registry.get("adjust").spec.inputs}
         args.update(image=load(image), saturation=saturation)
-        return tool_result(registry, "bare_adjust", {"image": store.put(adjust(**args)["image"])})
+        return tool_result(registry, settings.results, "bare_adjust", {"image": store.put(adjust(**args)["image"])})
 
     return mcp
 
 
 if __name__ == "__main__":
     cache = Path(sys.argv[1])
-    settings = Settings.from_env(cache_dir=cache)
-    registry = Registry(ImageStore(cache, memory_budget=settings.memory_budget), settings)
-    registry.load_builtin()
-    bare_server(registry).run("stdio")
+    settings = Settings.load(cache_dir=cache)
+    registry = Registry.from_settings(settings)
+    bare_server(registry, settings).run("stdio")

@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test suite's tiny Builder
 
-from bricks import Registry, Settings
+from bricks import Registry
 from builder.grammar import (
     GrammarCompiler,
     GrammarLimits,
@@ -37,6 +37,7 @@ from builder.grammar import (
 )
 from builder.planners.base import PlanRequest
 from builder.planners.mllm import MLLMPlanner
+from server.settings import Settings
 from tests.builder import conftest as tiny
 
 INSTRUCTION = "remove the dog and make it warmer"

@@ -28,10 +28,10 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bare_server import bare_server  # noqa: E402
 
-from bricks import Settings  # noqa: E402
 from bricks.cpu.masks import bbox  # noqa: E402
 from server.app import LegoEditServer  # noqa: E402
 from server.runtime import Runtime  # noqa: E402
+from server.settings import Settings  # noqa: E402
 
 
 async def compare(ours, base, n: int) -> tuple[float, float]:
@@ -65,7 +65,7 @@ def call(client: Client, tool: str, args: dict):
 async def main(quick: bool) -> None:
     n_small, n_big = (30, 3) if quick else (300, 30)
     cache = Path(tempfile.mkdtemp(prefix="lego-bench-"))
-    settings = Settings.from_env(cache_dir=cache, allowed_roots=(cache,))
+    settings = Settings.load(cache_dir=cache, allowed_roots=(cache,))
     runtime = Runtime.from_settings(settings)
     registry = runtime.registry
     store = registry.store
@@ -88,7 +88,7 @@ async def main(quick: bool) -> None:
     print(f"(a) trivial brick, BBOX 64x64, median of {n_small}")
     row("Registry.call vs the function (+ store)", *await compare(
         lambda: registry.call("BBOX", {"mask": mask_uri}), sync(lambda: store.put(bbox(mask)["mask"])), n_small))
-    ours, bare = LegoEditServer(runtime), bare_server(registry)
+    ours, bare = LegoEditServer(runtime), bare_server(registry, settings)
     async with Client(ours) as c_ours, Client(bare) as c_bare:
         row("in-memory server vs bare SDK tool", *await compare(
             call(c_ours, "mask_to_box", {"mask": mask_uri}), call(c_bare, "bare_bbox", {"mask": mask_uri}), n_small))

@@ -73,7 +73,8 @@ def evaluate(registry) -> Coverage:
 
 
 def main() -> None:
-    from bricks import Registry, Settings
+    from bricks import Registry
+    from server.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
         registry = Registry.from_settings(Settings(cache_dir=Path(tmp), state_dir=Path(tmp), backend="cpu"))

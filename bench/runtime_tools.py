@@ -17,9 +17,9 @@ import anyio
 from mcp import Client
 from skimage import data
 
-from bricks import Settings
 from server.app import LegoEditServer
 from server.runtime import Runtime
+from server.settings import Settings
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 ROUNDS = 9

@@ -21,8 +21,9 @@ import numpy as np
 from PIL import Image
 from skimage import data
 
-from bricks import Registry, Settings
+from bricks import Registry
 from builder.editor import run_workflow
+from server.settings import Settings
 
 CHAIN = {"process": "five-step chain", "pipeline": [
     {"step": 1, "model": "ADJUST", "input": {"image": "init[image]", "contrast": 0.2, "warmth": 0.2}, "output": {"image": "step1[image]"}},
@@ -34,7 +35,7 @@ CHAIN = {"process": "five-step chain", "pipeline": [
 
 
 def main(repeats: int = 10) -> None:
-    registry = Registry.from_settings(Settings.from_env(cache_dir=Path(tempfile.mkdtemp(prefix="lego-bench-"))))
+    registry = Registry.from_settings(Settings.load(cache_dir=Path(tempfile.mkdtemp(prefix="lego-bench-"))))
     inside = 0.0
 
     def timed(fn):

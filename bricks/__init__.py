@@ -4,7 +4,7 @@ from .brick import Brick
 from .context import BrickContext
 from .errors import BrickFailed, InvalidInput, LegoEditError, SchemaError, UnknownTool
 from .registry import Registry
-from .settings import Settings
+from .settings import BrickSettings, StoreSettings
 from .spec import BrickSpec
 from .store import ImageStore, StoredImage
 
@@ -18,7 +18,8 @@ __all__ = [
     "LegoEditError",
     "Registry",
     "SchemaError",
-    "Settings",
+    "BrickSettings",
+    "StoreSettings",
     "StoredImage",
     "UnknownTool",
 ]

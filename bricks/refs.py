@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import InvalidInput
 from .images import decode
-from .settings import Settings
+from .settings import StoreSettings
 from .store import ImageStore
 
 try:
@@ -30,7 +30,7 @@ REFERENCE_HELP = (
 )
 
 
-def load_reference(ref: object, *, store: ImageStore, settings: Settings) -> np.ndarray:
+def load_reference(ref: object, *, store: ImageStore, settings: StoreSettings) -> np.ndarray:
     """Resolve one reference to a read-only uint8 array; anything wrong raises `InvalidInput`."""
     if not isinstance(ref, str) or not ref.strip():
         raise InvalidInput(f"expected {REFERENCE_HELP}")
@@ -46,7 +46,7 @@ def load_reference(ref: object, *, store: ImageStore, settings: Settings) -> np.
     return _decode(_read_file(ref, settings), settings)
 
 
-def _decode(data: bytes, settings: Settings) -> np.ndarray:
+def _decode(data: bytes, settings: StoreSettings) -> np.ndarray:
     array = decode(data, max_pixels=settings.max_pixels)
     array.setflags(write=False)
     return array
@@ -74,7 +74,7 @@ MAX_PATH = 4096  # bytes of a whole path, as Linux's PATH_MAX
 MAX_NAME = 255  # bytes of one path component
 
 
-def _read_file(ref: str, settings: Settings) -> bytes:
+def _read_file(ref: str, settings: StoreSettings) -> bytes:
     """The bytes of a file under an allowed root, checked on the descriptor that is read.
 
     The path is first checked as text (containment before existence, so nothing is revealed

@@ -31,7 +31,7 @@ from .gpu.config import ModelConfig
 from .gpu.manager import ModelManager
 from .images import as_image, as_mask, binary
 from .refs import load_reference
-from .settings import Settings
+from .settings import RegistrySettings
 from .sources import SchemaDir, Sources
 from .spec import IMAGE_TYPES, BrickSpec
 from .store import ImageStore, StoredImage
@@ -42,34 +42,34 @@ log = logging.getLogger(__name__)
 
 class Registry:
     def __init__(
-        self, store: ImageStore, settings: Settings, models: ModelManager, *, reserved: Mapping[str, str] | None = None
+        self, store: ImageStore, settings: RegistrySettings, models: ModelManager, *, reserved: Mapping[str, str] | None = None
     ):
-        """`models`: the manager the GPU bricks load through (they get it as `ctx.models`).
-        `reserved`: names other tools hold (the server's), with what holds them; refused to every brick."""
+        """`settings`: its `store` section limits inputs, its `bricks` section picks the backend, the
+        CPU weights and the schema directories. `models`: the manager the GPU bricks load through
+        (they get it as `ctx.models`). `reserved`: names other tools hold (the server's), with what
+        holds them; refused to every brick."""
         self.store = store
         self.settings = settings
         self.models = models
-        self.weights = Weights(settings.models_dir)
+        self.weights = Weights(settings.bricks.models_dir)
         """The CPU bricks' trained files (`ctx.weights`), shared with the rules planner."""
         # (name -> brick, builder id -> name): replaced whole, never mutated, so readers on any
         # thread see one consistent pair; writers (the event loop, the watcher's thread) lock.
         self._lock = threading.Lock()
         self._maps: tuple[dict[str, Brick], dict[str, str]] = ({}, {})
         self.reserved: dict[str, str] = dict(reserved or {})
-        self.sources = Sources(self, settings.schema_dirs)
+        self.sources = Sources(self, settings.bricks.schema_dirs)
         """Schema directories and plugin entry points, synced at start-up and while serving."""
 
     @classmethod
-    def from_settings(cls, settings: Settings, reserved: Mapping[str, str] | None = None) -> Registry:
-        """A registry with its own store and model manager, the built-in schemas,
-        `settings.schema_dirs` and plugins.
+    def from_settings(cls, settings: RegistrySettings, reserved: Mapping[str, str] | None = None) -> Registry:
+        """A registry with its own store and model manager, the built-in schemas, the settings'
+        schema directories and plugins.
 
         `reserved`: names other tools hold (the server's), refused to every brick."""
-        store = ImageStore(settings.cache_dir, memory_budget=settings.memory_budget, disk_budget=settings.disk_budget)
-        config = ModelConfig.load(settings.models_file, device=settings.device).with_builder(
-            settings.builder_model, settings.builder_subfolder
-        )
-        registry = cls(store, settings, ModelManager(config), reserved=reserved)
+        s = settings.store
+        store = ImageStore(s.cache_dir, memory_budget=s.memory_budget, disk_budget=s.disk_budget)
+        registry = cls(store, settings, ModelManager(ModelConfig.from_settings(settings.bricks)), reserved=reserved)
         registry.load_builtin()
         registry.sources.sync(strict=True)
         return registry
@@ -171,7 +171,7 @@ class Registry:
         reasons = []
         for backend in brick.spec.backends:
             reason = backends.unavailable_reason(
-                brick.spec, backend, self.settings.backend, self.model_config, brick.module_dir, self.weights
+                brick.spec, backend, self.settings.bricks.backend, self.model_config, brick.module_dir, self.weights
             )
             if reason is None:
                 return backend, ""
@@ -260,7 +260,7 @@ class Registry:
         """The image or mask a reference (or a workflow's stored value) names, as bricks take it:
         uint8 RGB(A), or a 0/255 mask. A bad reference is `InvalidInput` naming `param`."""
         try:
-            array = self.store.get(ref.id) if isinstance(ref, StoredImage) else load_reference(ref, store=self.store, settings=self.settings)
+            array = self.store.get(ref.id) if isinstance(ref, StoredImage) else load_reference(ref, store=self.store, settings=self.settings.store)
         except InvalidInput as exc:
             raise exc.located(param=param) from None
         if kind == "Mask":  # a 2-D array comes from the store, where masks are binary already
@@ -282,7 +282,7 @@ class Registry:
                     raise BrickFailed(brick.name, f"returned no '{name}'")
                 continue
             seen = addressable if isinstance(addressable, bool) else name in addressable
-            result[name] = _check_output(brick.name, out.type, name, value, self.store, self.settings.max_pixels, seen)
+            result[name] = _check_output(brick.name, out.type, name, value, self.store, self.settings.store.max_pixels, seen)
         return result
 
 

@@ -1,108 +1,94 @@
-"""Run-time settings: defaults, overridden by `LEGO_EDIT_*` environment variables, then by the CLI."""
+"""The bricks' settings: image limits and store, and which bricks and models load.
+
+Every setting has one name: the field's. It is read from `LEGO_EDIT_<NAME>` (through
+pydantic-settings), set by the flag `--<name>` (see `server/settings.py`, which composes these
+sections with the Builder's and the server's), and validated by its type.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Protocol
+
+from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "LEGO_EDIT_"
+
+
+def _split(separator: str):
+    """A list from one environment string (`a:b`), left alone when it is a list already."""
+
+    def split(value: Any) -> Any:
+        return tuple(part.strip() for part in value.split(separator) if part.strip()) if isinstance(value, str) else value
+
+    return split
+
+
+UserPath = Annotated[Path, AfterValidator(Path.expanduser)]
+"""A path; `~` is the user's home."""
+Paths = Annotated[tuple[UserPath, ...], NoDecode, BeforeValidator(_split(os.pathsep))]
+"""Directories; in the environment separated by the platform's path separator."""
+Entries = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split(";"))]
+"""Strings; in the environment separated by ';'."""
+Size = Annotated[int, Field(ge=0), BeforeValidator(lambda v: v.replace("_", "") if isinstance(v, str) else v)]
+"""A count of bytes or pixels; the environment may write 1_000_000."""
+
+
+class Section(BaseSettings):
+    """A group of settings. Each field is read from LEGO_EDIT_<FIELD>; a dict field from
+    LEGO_EDIT_<FIELD>_<KEY> variables (e.g. LEGO_EDIT_MODEL_FLUX_FILL)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_ignore_empty=True, env_nested_delimiter="_", env_nested_max_split=1,
+        frozen=True, extra="forbid", validate_default=True,
+    )
 
 
 def _cache_home() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lego-edit-mcp"
 
 
-def _default_cache_dir() -> Path:
-    return _cache_home() / "images"
+class StoreSettings(Section):
+    """What an input may be, and where images are kept."""
+
+    allowed_roots: Paths = Field(default_factory=lambda: (Path.cwd(),), json_schema_extra={"shown": "the working directory"},
+                                 description="directories file inputs must resolve under, symlinks followed")
+    max_pixels: Size = Field(40_000_000, description="largest image accepted, in pixels (also the decompression-bomb guard)")
+    max_bytes: Size = Field(50 * 1024 * 1024, description="largest encoded image accepted (file, data URI or base64), in bytes")
+    memory_budget: Size = Field(1024**3, description="bytes of decoded images kept in memory; older ones are spilled to the cache directory")
+    disk_budget: Size = Field(4 * 1024**3, description="bytes of spilled images kept in the cache directory; the least recently used go beyond it")
+    cache_dir: UserPath = Field(default_factory=lambda: _cache_home() / "images", json_schema_extra={"shown": "~/.cache/lego-edit-mcp/images"}, description=
+        "where stored images are spilled and kept across restarts")
 
 
-def _default_models_dir() -> Path:
-    return _cache_home() / "models"
+class BrickSettings(Section):
+    """Which bricks load, which backend runs them, and the models they load."""
+
+    backend: Literal["auto", "cpu"] = Field("auto", description=
+        "'auto' runs each brick on the first backend it lists that can run here; 'cpu' forces the CPU backends")
+    schema_dirs: Paths = Field((), description=
+        "extra directories of brick schema files (and their modules), loaded after the built-in ones and watched")
+    models_dir: UserPath = Field(default_factory=lambda: _cache_home() / "models", json_schema_extra={"shown": "~/.cache/lego-edit-mcp/models"}, description=
+        "trained weights of the CPU bricks, put there by `lego-edit-mcp fetch-models`")
+    models_file: UserPath | None = Field(None, description=
+        "a TOML file overriding the GPU bricks' model configuration (see bricks/gpu/models.toml)")
+    model: dict[str, str] = Field(default_factory=dict, description=
+        "one model of that configuration, KEY=hub id or local path (e.g. flux_fill=/models/fill)")
+    device: str | None = Field(None, description=
+        "device of the GPU bricks: auto, cuda, cuda:1, mps or cpu (overrides the model configuration's)")
+    builder_model: str | None = Field(None, description=
+        "the Builder MLLM, hub id or local path: the model configuration's `builder` entry, which the "
+        "transformers planner shares with the placement and caption bricks")
+    builder_subfolder: str | None = Field(None, description="subfolder of builder_model holding the weights")
 
 
-def _default_state_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-    return Path(base) / "lego-edit-mcp"
+class RegistrySettings(Protocol):
+    """What a registry is built from: any settings object with these two sections."""
 
+    @property
+    def store(self) -> StoreSettings: ...
 
-@dataclass(frozen=True)
-class Settings:
-    allowed_roots: tuple[Path, ...] = field(default_factory=lambda: (Path.cwd(),))
-    """File inputs must resolve (symlinks followed) under one of these directories."""
-    max_pixels: int = 40_000_000
-    """Largest image accepted, in pixels (width x height); also the decompression-bomb guard."""
-    max_bytes: int = 50 * 1024 * 1024
-    """Largest encoded image accepted (file, data URI or base64), in bytes."""
-    memory_budget: int = 1024 * 1024 * 1024
-    """Decoded images kept in memory, in bytes; older ones are spilled to `cache_dir` as PNG."""
-    disk_budget: int = 4 * 1024 * 1024 * 1024
-    """Spilled PNGs kept in `cache_dir`, in bytes; the least recently used are deleted beyond it."""
-    cache_dir: Path = field(default_factory=_default_cache_dir)
-    output_dir: Path | None = None
-    """When set, every image result is also saved here at full resolution."""
-    thumbnail_side: int = 512
-    """Long side of the inline thumbnail returned with each image result; 0 turns thumbnails off."""
-    thumbnail_bytes: int = 100_000
-    schema_dirs: tuple[Path, ...] = ()
-    """Extra directories of brick schema files (and their modules), loaded after the built-in ones
-    and watched while serving."""
-    watch_interval: float = 1.0
-    """Seconds between checks of the schema directories and plugin entry points; 0 turns watching off."""
-    state_dir: Path = field(default_factory=_default_state_dir)
-    """Where tools added with register_tool are kept, to be registered again after a restart."""
-    remote_servers: tuple[str, ...] = ()
-    """MCP servers whose tools register_tool may proxy, as NAME=URL or NAME=COMMAND
-    (in LEGO_EDIT_REMOTE_SERVERS, separated by ';')."""
-    backend: str = "auto"
-    """'auto' picks the first backend a brick lists that can run here; 'cpu' forces CPU backends."""
-    models_dir: Path = field(default_factory=_default_models_dir)
-    """Trained weights of the CPU bricks, put there by `lego-edit-mcp fetch-models`."""
-    models_file: Path | None = None
-    """A TOML file overriding the GPU bricks' model configuration (see bricks/gpu/models.toml)."""
-    device: str | None = None
-    """Device of the GPU bricks (auto, cuda, mps, cpu); overrides the model configuration's."""
-    builder: str = "auto"
-    """Planner of `lego_edit`: auto, transformers, openai, sampling or rules."""
-    builder_model: str | None = None
-    """Builder MLLM (hub id or path): overrides the model configuration's `builder` entry, which the
-    transformers planner shares with ADD-PRED and CMI-PRED."""
-    builder_subfolder: str | None = None
-    builder_template: Path | None = None
-    """A prompt template file replacing the built-in Builder prompt."""
-    openai_url: str | None = None
-    """Base URL of an OpenAI-compatible endpoint (e.g. vLLM serving the Builder), for the openai planner."""
-    openai_model: str | None = None
-    max_replans: int = 2
-
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
-        """Defaults, then `LEGO_EDIT_<FIELD>` variables, then `overrides` (those not None)."""
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get(f"LEGO_EDIT_{f.name.upper()}")
-            if raw is not None and raw != "":
-                values[f.name] = _convert(f.name, f.type, raw)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
-
-    def with_(self, **changes: Any) -> Settings:
-        return replace(self, **changes)
-
-
-def _convert(name: str, annotation: Any, raw: str) -> Any:
-    kind = str(annotation)
-    try:
-        if kind == "int":
-            return int(raw.replace("_", ""))
-        if kind == "float":
-            return float(raw)
-        if "tuple[str" in kind:
-            return tuple(p.strip() for p in raw.split(";") if p.strip())
-        if "tuple[Path" in kind:
-            return tuple(Path(p).expanduser() for p in raw.split(os.pathsep) if p)
-        if kind.startswith("pathlib.Path") or kind.startswith("Path"):
-            return Path(raw).expanduser()
-        return raw
-    except ValueError:
-        raise ValueError(f"LEGO_EDIT_{name.upper()}={raw!r} is not a valid {kind}") from None
+    @property
+    def bricks(self) -> BrickSettings: ...

@@ -121,8 +121,8 @@ class LegoEditServer(MCPServer[Any]):
         brick = self.registry.get(name).name
         pixels = sum(v.width * v.height for v in outputs.values() if isinstance(v, StoredImage))
         if pixels <= _INLINE_THUMBNAIL_PIXELS:  # a thread hop costs more than these thumbnails
-            return tool_result(self.registry, brick, outputs)
-        return await anyio.to_thread.run_sync(tool_result, self.registry, brick, outputs)
+            return tool_result(self.registry, self.runtime.settings.results, brick, outputs)
+        return await anyio.to_thread.run_sync(tool_result, self.registry, self.runtime.settings.results, brick, outputs)
 
     async def _read_image(self, image_id: str) -> bytes:
         try:
@@ -136,7 +136,7 @@ class LegoEditServer(MCPServer[Any]):
 async def _lifespan(server: LegoEditServer) -> AsyncIterator[None]:
     """Watch the brick sources and hold the remote servers' connections while serving; at
     shutdown, write the images still only in memory to the cache, so their URIs outlive the process."""
-    interval = server.registry.settings.watch_interval
+    interval = server.runtime.settings.tools.watch_interval
     try:
         async with anyio.create_task_group() as tg:
             if interval > 0:

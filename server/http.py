@@ -5,9 +5,12 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp.server.transport_security import TransportSecuritySettings
+
+if TYPE_CHECKING:
+    from .settings import HttpSettings
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
@@ -66,22 +69,14 @@ async def _unauthorized(send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def http_app(
-    server: Any,
-    *,
-    host: str,
-    port: int,
-    token: str | None,
-    max_request_bytes: int,
-    allowed_hosts: list[str] = (),  # type: ignore[assignment]
-    allowed_origins: list[str] = (),  # type: ignore[assignment]
-) -> Any:
-    """The ASGI app; `token=None` (no auth) is only accepted on a loopback address."""
-    if token is None and not is_loopback(host):
-        raise ValueError(f"refusing to serve without authentication on non-loopback address {host}")
+def http_app(server: Any, http: HttpSettings) -> Any:
+    """The ASGI app; without a token only on a loopback address."""
+    token = http.token.get_secret_value() if http.token is not None else None
+    if token is None and not is_loopback(http.host):
+        raise ValueError(f"refusing to serve without authentication on non-loopback address {http.host}")
     app = server.streamable_http_app(
-        max_request_body_size=max_request_bytes,
-        transport_security=security_settings(host, port, list(allowed_hosts), list(allowed_origins)),
-        host=host,
+        max_request_body_size=http.max_request_bytes,
+        transport_security=security_settings(http.host, http.port, list(http.allowed_hosts), list(http.allowed_origins)),
+        host=http.host,
     )
     return BearerAuth(app, token) if token is not None else app

@@ -1,9 +1,9 @@
 """Remote tools: a tool of another MCP server, used as a brick of this one.
 
-Only servers the operator names in the settings can be reached (`--remote-server NAME=TARGET`,
+Only servers the operator names in the settings can be reached (`--remote-servers NAME=TARGET`,
 TARGET an `http(s)://` URL of a streamable-HTTP server or a command line that starts a stdio
 server); a registration can only pick one of those by NAME. An HTTP server's bearer token is
-read from `LEGO_EDIT_REMOTE_TOKEN_<NAME>`.
+the `remote_token` setting of NAME (`LEGO_EDIT_REMOTE_TOKEN_<NAME>`).
 
 Images go to the remote as PNG data URIs. They come back from its structured content (a
 `{"uri": ...}` object, as lego-edit-mcp returns, or a data URI), else from its resource links
@@ -19,11 +19,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
-import os
 import shlex
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -44,6 +43,11 @@ from bricks.context import ProgressCallback
 from bricks.images import as_image, as_mask, decode, encode_png
 from bricks.spec import IMAGE_TYPES, BrickSpec
 
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from .settings import RemoteSettings
+
 log = logging.getLogger(__name__)
 
 TIMEOUT_SECONDS = 600
@@ -55,13 +59,8 @@ MAX_EVENT_BYTES = 256 * 1024 * 1024  # a bound on one streamed message: images a
 class RemoteServer:
     name: str
     target: str
-
-    @classmethod
-    def parse(cls, entry: str) -> RemoteServer:
-        name, sep, target = entry.partition("=")
-        if not sep or not name.strip().isidentifier() or not target.strip():
-            raise ValueError(f"remote server {entry!r}: expected NAME=URL or NAME=COMMAND")
-        return cls(name.strip(), target.strip())
+    token: SecretStr | None = field(default=None, repr=False)
+    """The bearer token sent to an HTTP server (the `remote_token` setting)."""
 
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[Client]:
@@ -69,8 +68,7 @@ class RemoteServer:
             import httpx2
             from mcp.client.streamable_http import streamable_http_client
 
-            token = os.environ.get(f"LEGO_EDIT_REMOTE_TOKEN_{self.name.upper()}")
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            headers = {"Authorization": f"Bearer {self.token.get_secret_value()}"} if self.token else {}
             async with httpx2.AsyncClient(headers=headers, timeout=TIMEOUT_SECONDS) as http:
                 transport = streamable_http_client(self.target, http_client=http, max_sse_event_size=MAX_EVENT_BYTES)
                 async with Client(transport, read_timeout_seconds=TIMEOUT_SECONDS) as client:
@@ -153,9 +151,13 @@ def _lost(exc: MCPError) -> bool:
     return exc.code == CONNECTION_CLOSED or (exc.code == INVALID_REQUEST and "session terminated" in str(exc).lower())
 
 
-def allowed_servers(entries: tuple[str, ...]) -> dict[str, RemoteServer]:
-    servers = [RemoteServer.parse(e) for e in entries]
-    return {s.name: s for s in servers}
+def allowed_servers(settings: RemoteSettings) -> dict[str, RemoteServer]:
+    """The servers the settings name (entries already checked to read NAME=TARGET), with their tokens."""
+    servers = {}
+    for entry in settings.remote_servers:
+        name, _, target = (part.strip() for part in entry.partition("="))
+        servers[name] = RemoteServer(name, target, settings.remote_token.get(name.lower()))
+    return servers
 
 
 async def check_remote_tool(pool: RemotePool, server: RemoteServer, tool: str, spec: BrickSpec) -> None:
@@ -199,7 +201,7 @@ class RemoteRunner:
             if result.is_error:
                 text = " ".join(c.text for c in result.content if isinstance(c, TextContent))
                 raise BrickFailed(self.spec.name, f"remote tool '{self.server.name}/{self.tool}': {text or 'failed'}")
-            return await self._outputs(client, result, registry.settings.max_pixels)
+            return await self._outputs(client, result, registry.settings.store.max_pixels)
 
         return await self.pool.call(self.server, work)
 

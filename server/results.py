@@ -6,15 +6,24 @@ import base64
 import json
 from typing import Any
 
-from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
+from mcp.types import (
+    CallToolResult,
+    ContentBlock,
+    ImageContent,
+    ResourceLink,
+    TextContent,
+)
 
 from bricks import LegoEditError, Registry, StoredImage
 from bricks.images import thumbnail
 
+from .settings import ResultSettings
 
-def image_content(registry: Registry, label: str, image: StoredImage) -> tuple[dict[str, Any], list[ContentBlock]]:
+
+def image_content(
+    registry: Registry, settings: ResultSettings, label: str, image: StoredImage
+) -> tuple[dict[str, Any], list[ContentBlock]]:
     """The structured entry `{uri, width, height, path?}` and the blocks (link, thumbnail) of one image."""
-    settings = registry.settings
     entry: dict[str, Any] = {"uri": image.uri, "width": image.width, "height": image.height}
     if settings.output_dir is not None:
         entry["path"] = str(registry.store.save(image.id, settings.output_dir))
@@ -28,7 +37,7 @@ def image_content(registry: Registry, label: str, image: StoredImage) -> tuple[d
     return entry, blocks
 
 
-def tool_result(registry: Registry, brick: str, outputs: dict[str, Any]) -> CallToolResult:
+def tool_result(registry: Registry, settings: ResultSettings, brick: str, outputs: dict[str, Any]) -> CallToolResult:
     """A brick's outputs: per image a link and a thumbnail, plus the structured outputs as JSON text.
 
     The JSON text repeats the structured content for clients of protocol versions before
@@ -38,7 +47,7 @@ def tool_result(registry: Registry, brick: str, outputs: dict[str, Any]) -> Call
     structured: dict[str, Any] = {}
     for name, value in outputs.items():
         if isinstance(value, StoredImage):
-            structured[name], blocks = image_content(registry, f"{brick}.{name}", value)
+            structured[name], blocks = image_content(registry, settings, f"{brick}.{name}", value)
             content += blocks
         else:
             structured[name] = value

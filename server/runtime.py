@@ -11,12 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bricks import ImageStore, Registry, Settings
+from bricks import ImageStore, Registry
 from builder.editor import Editor
 from builder.planners.select import Planners, choose, planner_for
 from builder.prompt import BuilderPrompt
 
 from .runtime_tools import RuntimeTools
+from .settings import Settings
 
 if TYPE_CHECKING:
     from bricks.gpu.manager import ModelManager
@@ -41,10 +42,10 @@ class Runtime:
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
         registry = Registry.from_settings(settings, RESERVED)  # its image store, model configuration and sources
-        tools = RuntimeTools(registry, settings.state_dir, settings.remote_servers)
+        tools = RuntimeTools(registry, settings.tools.state_dir, settings.remote)
         problems = dict(registry.sources.problems) | tools.restore()
-        prompt = BuilderPrompt(registry, settings.builder_template)
-        return cls(settings, registry, tools, prompt, Planners(settings, registry.models, registry.weights), problems)
+        prompt = BuilderPrompt(registry, settings.planning.builder_template)
+        return cls(settings, registry, tools, prompt, Planners(settings.planning, registry.models, registry.weights), problems)
 
     @property
     def store(self) -> ImageStore:
@@ -59,5 +60,5 @@ class Runtime:
         """An editor planning with `planner`, by default the one the settings choose (sampling aside:
         that planner needs the client of one call)."""
         if planner is None:
-            planner = planner_for(self.planners, choose(self.settings, self.registry.model_config, can_sample=False))
-        return Editor(self.registry, planner, self.prompt, max_retries=self.settings.max_replans)
+            planner = planner_for(self.planners, choose(self.settings.planning, self.registry.model_config, can_sample=False))
+        return Editor(self.registry, planner, self.prompt, max_retries=self.settings.planning.max_replans)

@@ -24,7 +24,14 @@ from bricks.brick import Runner
 from bricks.spec import Annotations, BrickSpec, Output, Param, parse_spec
 from builder.composite import composite
 
-from .remote import RemotePool, RemoteRunner, RemoteServer, allowed_servers, check_remote_tool
+from .remote import (
+    RemotePool,
+    RemoteRunner,
+    RemoteServer,
+    allowed_servers,
+    check_remote_tool,
+)
+from .settings import RemoteSettings
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +90,10 @@ class ToolDefinition(_Strict):
 
 
 class RuntimeTools:
-    def __init__(self, registry: Registry, state_dir: Path, remote_servers: tuple[str, ...] = ()):
+    def __init__(self, registry: Registry, state_dir: Path, remotes: RemoteSettings):
         self.registry = registry
         self.directory = Path(state_dir) / "tools"
-        self.remotes: dict[str, RemoteServer] = allowed_servers(remote_servers)
+        self.remotes: dict[str, RemoteServer] = allowed_servers(remotes)
         self.pool = RemotePool()
         """Connections to the remote servers; the server's lifespan runs `pool.serve()`."""
         self.names: list[str] = []

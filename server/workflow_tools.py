@@ -16,7 +16,7 @@ from mcp.server.mcpserver import Context, Resolve, Sample
 from mcp.shared.exceptions import MCPDeprecationWarning
 from pydantic import BaseModel, Field, WithJsonSchema
 
-from bricks import InvalidInput, Registry
+from bricks import InvalidInput
 from bricks.images import thumbnail
 from bricks.render import IMAGE_RESULT_SCHEMA
 from builder.editor import MAX_INSTRUCTION, EditFailed, Editor, run_workflow
@@ -67,7 +67,7 @@ def register(server: "MCPServer[Any]", runtime: "Runtime") -> None:
 
     def wants_sampling(ctx: Context[Any, Any]) -> bool:
         caps = ctx.client_capabilities
-        return choose(settings, registry.model_config, can_sample=caps is not None and caps.sampling is not None) == "sampling"
+        return choose(settings.planning, registry.model_config, can_sample=caps is not None and caps.sampling is not None) == "sampling"
 
     async def sample_first_plan(image: str, instruction: str, mask: str | None, ctx: Context[Any, Any]) -> Sample | None:
         """Resolver: when the host's model is the planner, ask it for the first plan (both protocol eras)."""
@@ -101,7 +101,7 @@ def register(server: "MCPServer[Any]", runtime: "Runtime") -> None:
             return error_result(exc)
         if run:
             structured = {**outcome.plan(), "timings": outcome.execution.timings()}
-            return await _with_images(registry, outcome.execution, "lego_edit", structured)
+            return await _with_images(runtime, outcome.execution, "lego_edit", structured)
         structured = outcome.plan()
         return types.CallToolResult(content=[types.TextContent(text=json.dumps(structured))], structured_content=structured)
 
@@ -146,7 +146,7 @@ def register(server: "MCPServer[Any]", runtime: "Runtime") -> None:
             parsed, warnings, execution = await run_workflow(registry, workflow, image, mask, inputs, on_progress=progress)
         except (StepFailed, InvalidInput) as exc:
             return error_result(exc)
-        return await _with_images(registry, execution, "run_workflow", {
+        return await _with_images(runtime, execution, "run_workflow", {
             "workflow": parsed.to_json(),
             "timings": execution.timings(),
             "warnings": warnings,
@@ -165,9 +165,10 @@ def register(server: "MCPServer[Any]", runtime: "Runtime") -> None:
         return prompt.render("<instruction>")
 
 
-async def _with_images(registry: Registry, execution: Execution, label: str, structured: dict[str, Any]) -> types.CallToolResult:
+async def _with_images(runtime: "Runtime", execution: Execution, label: str, structured: dict[str, Any]) -> types.CallToolResult:
     def contents() -> list[tuple[dict[str, Any], list[types.ContentBlock]]]:
-        return [image_content(registry, f"{label}.result{i}", image) for i, image in enumerate(execution.results, 1)]
+        settings = runtime.settings.results
+        return [image_content(runtime.registry, settings, f"{label}.result{i}", image) for i, image in enumerate(execution.results, 1)]
 
     content: list[types.ContentBlock] = []
     results = []

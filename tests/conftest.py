@@ -9,8 +9,9 @@ import anyio
 import numpy as np
 import pytest
 
-from bricks import Registry, Settings, StoredImage
+from bricks import Registry, StoredImage
 from bricks.cpu.weights import Weights
+from server.settings import Settings
 
 
 @pytest.fixture
@@ -27,6 +28,11 @@ def _own_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(allowed_roots=(tmp_path,), cache_dir=tmp_path / "cache", state_dir=tmp_path / "state", backend="cpu")
+
+
+def changed(settings: Settings, **changes: object) -> Settings:
+    """`settings` with the named settings changed."""
+    return Settings(**(settings.values() | changes))
 
 
 @pytest.fixture
@@ -81,4 +87,4 @@ def outline(name: str) -> np.ndarray:
 @functools.cache
 def trained() -> Weights:
     """The trained files where `fetch-models` put them: the settings' models directory."""
-    return Weights(Settings.from_env().models_dir)
+    return Weights(Settings().bricks.models_dir)

@@ -1,22 +1,27 @@
-"""The model configuration of the GPU bricks: packaged defaults, a user TOML file, then env.
+"""The model configuration of the GPU bricks: packaged defaults, the user's TOML file, then settings.
 
 Every component has a key (`flux_fill`, `lora_rcm`, `sam`, ...). An entry is *configured* when
-the user's file or the environment names it; the packaged defaults alone do not count. That
-is what lets CPU-only runs use GPU bricks on purpose (tiny test models) and never by accident.
+the user's file or a setting (`model`, `builder_model`) names it; the packaged defaults alone do
+not count. That is what lets CPU-only runs use GPU bricks on purpose (tiny test models) and never
+by accident.
 """
 
 from __future__ import annotations
 
 import importlib.resources
-import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import SchemaError
 
-ENV_PREFIX = "LEGO_EDIT_MODEL_"
+if TYPE_CHECKING:
+    from ..settings import BrickSettings
+
 RES_MODELS = {"grounded_sam": ("grounding", "sam"), "clipseg": ("clipseg",)}
 """What the schema's model key `res` stands for, by `runtime.res_model`."""
 
@@ -30,17 +35,19 @@ class ModelEntry:
     configured: bool = False
 
 
-@dataclass(frozen=True)
-class Runtime:
+class Runtime(BaseModel):
+    """The `[runtime]` table (bricks/gpu/models.toml says what each key does)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
     device: str = "auto"
-    dtype: str = "auto"
-    memory_budget_gb: float = 0.0
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    memory_budget_gb: float = Field(0.0, ge=0)
     offload: bool = False
-    steps: int = 28
-    guidance: float = 30.0
-    first_block_cache: float = 0.0
+    steps: int = Field(28, ge=1, le=1000)
+    guidance: float = Field(30.0, ge=0)
+    first_block_cache: float = Field(0.0, ge=0, le=1)
     layerwise_fp8: bool = False
-    res_model: str = "grounded_sam"
+    res_model: Literal[tuple(RES_MODELS)] = "grounded_sam"  # type: ignore[valid-type]
     share_text_encoders: bool = True
 
 
@@ -50,9 +57,14 @@ class ModelConfig:
     models: dict[str, ModelEntry] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path | None = None, env: dict[str, str] | None = None, **runtime: Any) -> ModelConfig:
-        """Defaults <- the TOML file at `path` <- `LEGO_EDIT_MODEL_<KEY>` variables <- `runtime` overrides."""
-        env = os.environ if env is None else env
+    def from_settings(cls, bricks: BrickSettings) -> ModelConfig:
+        """The configuration the bricks' settings name: their models file, models, Builder and device."""
+        config = cls.load(bricks.models_file, ids=bricks.model, device=bricks.device)
+        return config.with_builder(bricks.builder_model, bricks.builder_subfolder)
+
+    @classmethod
+    def load(cls, path: Path | None = None, *, ids: Mapping[str, str] | None = None, **runtime: Any) -> ModelConfig:
+        """Defaults <- the TOML file at `path` <- `ids` (key -> hub id or path) <- `runtime` overrides."""
         text = (importlib.resources.files("bricks.gpu") / "models.toml").read_text(encoding="utf-8")
         config = cls._parse(tomllib.loads(text), "bricks/gpu/models.toml", configured=False, base=cls())
         if path is not None:
@@ -62,20 +74,23 @@ class ModelConfig:
                 raise SchemaError(str(path), f"cannot read the model configuration: {exc}") from None
             config = cls._parse(data, str(path), configured=True, base=config)
         models = dict(config.models)
-        for name, value in env.items():
-            if name.startswith(ENV_PREFIX) and value:
-                key = name[len(ENV_PREFIX):].lower()
-                old = models.get(key, ModelEntry(key, value))
-                models[key] = replace(old, id=value, configured=True, subfolder=None if old.id != value else old.subfolder)
-        rt = replace(config.runtime, **{k: v for k, v in runtime.items() if v is not None})
+        for key, value in (ids or {}).items():
+            key = key.lower()
+            old = models.get(key, ModelEntry(key, value))
+            models[key] = replace(old, id=value, configured=True, subfolder=None if old.id != value else old.subfolder)
+        rt = config.runtime.model_copy(update={k: v for k, v in runtime.items() if v is not None})
         return cls(rt, models)
 
     @classmethod
     def _parse(cls, data: dict[str, Any], source: str, *, configured: bool, base: ModelConfig) -> ModelConfig:
+        table = data.get("runtime", {})
+        if not isinstance(table, dict):
+            raise SchemaError(source, "[runtime] must be a table")
         try:
-            runtime = replace(base.runtime, **data.get("runtime", {}))
-        except TypeError as exc:
-            raise SchemaError(source, f"[runtime]: {exc}") from None
+            runtime = Runtime.model_validate(base.runtime.model_dump() | table)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise SchemaError(source, f"[runtime]: {problems}") from None
         models = dict(base.models)
         for key, entry in data.get("models", {}).items():
             if not isinstance(entry, dict) or not isinstance(entry.get("id", ""), str):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -28,7 +27,6 @@ from .base import PlannerUnavailable, PlanRequest, PlanText, feedback_text, spli
 if TYPE_CHECKING:
     import httpx2
 
-API_KEY_ENV = "LEGO_EDIT_OPENAI_API_KEY"
 _MAX_SIDE = 1024
 
 
@@ -48,7 +46,7 @@ class OpenAIPlanner:
         """`model` None asks the server's `/models` for the one it serves (vLLM serves one)."""
         self.base_url = _checked(base_url.rstrip("/"))
         self.model = model
-        self.api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        self.api_key = api_key
         self.timeout = timeout
         self.temperature = temperature
         self.max_tokens = max_tokens

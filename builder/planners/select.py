@@ -8,19 +8,15 @@ ask it questions (ADD-PRED, CMI-PRED): one copy in memory, under the model manag
 
 from __future__ import annotations
 
-from bricks import Settings
-from bricks.gpu.config import ModelConfig
 from bricks.cpu.weights import Weights
+from bricks.gpu.config import ModelConfig
 from bricks.gpu.manager import ModelManager
 
+from ..settings import PlanningSettings
 from .base import Planner, PlannerUnavailable, PlanRequest, PlanText
 
-BACKENDS = ("auto", "transformers", "openai", "sampling", "rules")
 
-
-def choose(settings: Settings, models: ModelConfig, *, can_sample: bool) -> str:
-    if settings.builder not in BACKENDS:
-        raise PlannerUnavailable(f"unknown builder '{settings.builder}'; choose one of {', '.join(BACKENDS)}")
+def choose(settings: PlanningSettings, models: ModelConfig, *, can_sample: bool) -> str:
     if settings.builder != "auto":
         return settings.builder
     if models.configured(("builder",)):
@@ -33,7 +29,7 @@ def choose(settings: Settings, models: ModelConfig, *, can_sample: bool) -> str:
 class Planners:
     """Builds each planner once (the MLLM loads its weights on first use and stays loaded)."""
 
-    def __init__(self, settings: Settings, models: ModelManager, weights: Weights):
+    def __init__(self, settings: PlanningSettings, models: ModelManager, weights: Weights):
         """`models`: the registry's manager, whose `builder` model the MLLM planner shares with
         the bricks; `weights`: its trained files, whose MiniLM the rules planner reads with."""
         self.settings = settings
@@ -66,7 +62,8 @@ class Planners:
                 raise PlannerUnavailable("the openai planner needs --openai-url (or LEGO_EDIT_OPENAI_URL)")
             from .openai_compat import OpenAIPlanner
 
-            return OpenAIPlanner(s.openai_url, model=s.openai_model)
+            key = s.openai_api_key.get_secret_value() if s.openai_api_key is not None else None
+            return OpenAIPlanner(s.openai_url, model=s.openai_model, api_key=key)
         raise PlannerUnavailable(f"unknown builder '{name}'")
 
 

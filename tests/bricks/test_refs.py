@@ -3,8 +3,8 @@
 import base64
 import io
 import os
-import zlib
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -23,7 +23,7 @@ def png_bytes(array: np.ndarray) -> bytes:
 
 @pytest.fixture
 def load(registry, settings):
-    return lambda ref, **changes: load_reference(ref, store=registry.store, settings=settings.with_(**changes))
+    return lambda ref, **changes: load_reference(ref, store=registry.store, settings=settings.store.model_copy(update=changes))
 
 
 def test_every_reference_form_gives_the_same_pixels(load, registry, settings):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bricks import BrickFailed, InvalidInput, Registry, UnknownTool
-from tests.conftest import photo
+from tests.conftest import changed, photo
 
 DEMO_SCHEMA = {
     "name": "tint_region",
@@ -54,7 +54,7 @@ def demo(tmp_path, settings, monkeypatch):
     (tmp_path / "schemas" / "tint_region.json").write_text(json.dumps(DEMO_SCHEMA))
     (tmp_path / "demo_tint.py").write_text(textwrap.dedent(DEMO_MODULE))
     monkeypatch.syspath_prepend(str(tmp_path))
-    registry = Registry.from_settings(settings.with_(schema_dirs=(tmp_path / "schemas",)))
+    registry = Registry.from_settings(changed(settings, schema_dirs=(tmp_path / "schemas",)))
     import demo_tint
 
     demo_tint.CALLS.clear()

@@ -5,7 +5,7 @@ import pytest
 
 from bricks import InvalidInput, Registry
 from bricks.cpu.segment import ITERATIONS
-from tests.conftest import outline, photo, trained
+from tests.conftest import changed, outline, photo, trained
 
 
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])
@@ -61,7 +61,7 @@ def test_salient_object_of_a_tiny_image_is_refused(run):
 
 
 def test_without_its_model_file_the_brick_is_unavailable_and_says_how_to_fetch_it(settings, tmp_path, monkeypatch):
-    registry = Registry.from_settings(settings.with_(models_dir=tmp_path / "empty"))
+    registry = Registry.from_settings(changed(settings, models_dir=tmp_path / "empty"))
     backend, why = registry.backend_for(registry.get("SOS"))
     assert backend is None
     assert "u2netp" in why and "fetch-models" in why

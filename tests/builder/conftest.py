@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from bricks import Registry, Settings
+from bricks import Registry
 from builder.grammar import (
     GrammarCompiler,
     GrammarError,
     StepwiseMatcher,
     WorkflowGrammar,
 )
+from server.settings import Settings
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
            "<|image_pad|>", "<|video_pad|>", "<|vision_pad|>"]  # fmt: skip

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bricks import InvalidInput, Registry, Settings
+from bricks import InvalidInput, Registry
 from bricks.spec import Param
 from builder.composite import MAX_DEPTH, composite
 from builder.editor import run_workflow
@@ -19,6 +19,7 @@ from builder.grammar import WorkflowGrammar
 from builder.prompt import BuilderPrompt
 from builder.validate import validate_workflow
 from builder.workflow import WorkflowInvalid, parse_workflow
+from server.settings import Settings
 from tests.builder.conftest import check
 from tests.builder.test_mllm import planner, request
 from tests.conftest import photo

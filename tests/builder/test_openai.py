@@ -18,7 +18,9 @@ from PIL import Image
 from bricks import Registry
 from builder.planners.base import PlannerUnavailable, PlanRequest
 from builder.planners.openai_compat import OpenAIPlanner
+from builder.planners.select import Planners
 from builder.schema import workflow_json_schema
+from builder.settings import PlanningSettings
 
 pytestmark = pytest.mark.anyio
 
@@ -153,9 +155,10 @@ async def test_reasoning_field_feedback_and_served_model(serve, registry: Regist
             return 200, {"object": "list", "data": [{"id": "xiaomi-research/lego-edit", "object": "model"}]}
         return completion(json.dumps(WORKFLOW), reasoning_content="The user wants warmth.")
 
-    monkeypatch.setenv("LEGO_EDIT_OPENAI_API_KEY", "sk-env")
     endpoint = serve(reply)
-    planner = OpenAIPlanner(endpoint.url + "/")
+    monkeypatch.setenv("LEGO_EDIT_OPENAI_API_KEY", "sk-env")
+    monkeypatch.setenv("LEGO_EDIT_OPENAI_URL", endpoint.url + "/")
+    planner = Planners(PlanningSettings(), registry.models, registry.weights).get("openai")  # as the settings make it
     rgba = np.zeros((64, 48, 4), np.uint8)
     rgba[..., 3] = 128
     first = await planner.plan(request(registry, rgba))

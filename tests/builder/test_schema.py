@@ -6,9 +6,10 @@ import json
 import pytest
 from jsonschema import Draft202012Validator
 
-from bricks import Registry, Settings
+from bricks import Registry
 from builder.prompt import load_examples
 from builder.schema import workflow_json_schema
+from server.settings import Settings
 
 EXAMPLES = {e.source: e for e in load_examples()}
 REMOVE = EXAMPLES["segment_and_remove.json"].workflow  # RES -> FASTINPAINT -> FLUX-INPAINT

@@ -12,7 +12,7 @@ from PIL import Image
 
 from server.app import LegoEditServer
 from server.runtime import SERVER_TOOLS, Runtime
-from tests.conftest import photo
+from tests.conftest import changed, photo
 from tests.server.conftest import MODES
 
 pytestmark = pytest.mark.anyio
@@ -77,7 +77,7 @@ async def test_chain_by_reference_and_read_the_result(server, photo_file, mode):
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_thumbnail_respects_the_caps(settings, photo_file, mode):
-    runtime = Runtime.from_settings(settings.with_(thumbnail_side=96, thumbnail_bytes=4000))
+    runtime = Runtime.from_settings(changed(settings, thumbnail_side=96, thumbnail_bytes=4000))
     async with Client(LegoEditServer(runtime), mode=mode) as client:
         result = await client.call_tool("adjust", {"image": str(photo_file), "saturation": 0.5})
     thumb = next(c for c in result.content if isinstance(c, ImageContent))
@@ -87,7 +87,7 @@ async def test_thumbnail_respects_the_caps(settings, photo_file, mode):
 
 
 async def test_thumbnails_can_be_turned_off_and_results_saved(settings, photo_file, tmp_path):
-    runtime = Runtime.from_settings(settings.with_(thumbnail_side=0, output_dir=tmp_path / "out"))
+    runtime = Runtime.from_settings(changed(settings, thumbnail_side=0, output_dir=tmp_path / "out"))
     async with Client(LegoEditServer(runtime)) as client:
         result = await client.call_tool("brightness", {"image": str(photo_file), "ratio": 0.7})
     assert not any(isinstance(c, ImageContent) for c in result.content)

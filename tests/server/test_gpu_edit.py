@@ -9,10 +9,10 @@ import pytest
 from mcp import Client
 from PIL import Image
 
-from bricks import Settings
 from bricks.gpu import segment
 from server.app import LegoEditServer
 from server.runtime import Runtime
+from server.settings import Settings
 from tests.bricks.gpu.tiny_flux import QUIET as FLUX_QUIET
 from tests.bricks.gpu.tiny_flux import tiny_flux  # noqa: F401 - fixture
 from tests.bricks.gpu.tiny_vision import tiny_models  # noqa: F401 - fixture

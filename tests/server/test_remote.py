@@ -9,7 +9,7 @@ from mcp import Client
 
 from server.app import LegoEditServer
 from server.runtime import Runtime
-from tests.conftest import photo
+from tests.conftest import changed, photo
 from tests.server.test_transports import http_server, server_args  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -32,12 +32,12 @@ def remote_target(request, settings, tmp_path, monkeypatch):
     if request.param == "http":
         monkeypatch.setenv("LEGO_EDIT_REMOTE_TOKEN_OTHER", "s3cret-token")
         return request.getfixturevalue("http_server")
-    other = settings.with_(cache_dir=tmp_path / "other-cache", state_dir=tmp_path / "other-state")
+    other = changed(settings, cache_dir=tmp_path / "other-cache", state_dir=tmp_path / "other-state")
     return shlex.join([sys.executable, *server_args(other)])
 
 
 async def test_a_remote_tool_is_proxied_and_gives_the_remote_pixels(settings, photo_file, remote_target):
-    server = LegoEditServer(Runtime.from_settings(settings.with_(remote_servers=(f"other={remote_target}",))))
+    server = LegoEditServer(Runtime.from_settings(changed(settings, remote_servers=(f"other={remote_target}",))))
     async with Client(server) as client:
         registered = await client.call_tool("register_tool", {"definition": REMOTE_BRIGHT})
         assert not registered.is_error, registered.content
@@ -64,7 +64,7 @@ async def test_a_remote_tool_is_proxied_and_gives_the_remote_pixels(settings, ph
 
 
 async def test_an_unreachable_remote_is_a_clear_registration_error(settings):
-    server = LegoEditServer(Runtime.from_settings(settings.with_(remote_servers=("other=http://127.0.0.1:9/mcp",))))
+    server = LegoEditServer(Runtime.from_settings(changed(settings, remote_servers=("other=http://127.0.0.1:9/mcp",))))
     async with Client(server) as client:
         result = await client.call_tool("register_tool", {"definition": REMOTE_BRIGHT})
         assert result.is_error and "cannot reach remote server 'other'" in result.content[0].text
@@ -79,10 +79,10 @@ async def test_one_connection_is_held_and_reopened_when_the_remote_dies(settings
     import anyio
 
     starts = tmp_path / "starts"
-    other = settings.with_(cache_dir=tmp_path / "other-cache", state_dir=tmp_path / "other-state")
+    other = changed(settings, cache_dir=tmp_path / "other-cache", state_dir=tmp_path / "other-state")
     command = f"echo $$ >> {shlex.quote(str(starts))}; exec {shlex.join([sys.executable, *server_args(other)])}"
     target = shlex.join(["sh", "-c", command])
-    server = LegoEditServer(Runtime.from_settings(settings.with_(remote_servers=(f"other={target}",))))
+    server = LegoEditServer(Runtime.from_settings(changed(settings, remote_servers=(f"other={target}",))))
     async with Client(server) as client:
         assert not (await client.call_tool("register_tool", {"definition": REMOTE_BRIGHT})).is_error
         for ratio in (0.2, 0.4, 0.6):

@@ -18,7 +18,7 @@ from mcp import Client
 from bricks import Registry, SchemaError
 from server.app import LegoEditServer
 from server.runtime import RESERVED, Runtime
-from tests.conftest import photo
+from tests.conftest import changed, photo
 from tests.server.conftest import MODES, watching
 
 pytestmark = pytest.mark.anyio
@@ -57,7 +57,7 @@ async def run_one_step(client: Client, model: str, image: Path, **literals) -> d
 async def test_a_schema_file_dropped_into_a_watched_dir_goes_live(settings, photo_file, mode):
     plugins = settings.allowed_roots[0] / "plugins"
     plugins.mkdir()
-    server = LegoEditServer(Runtime.from_settings(settings.with_(schema_dirs=(plugins,), watch_interval=WATCH)))
+    server = LegoEditServer(Runtime.from_settings(changed(settings, schema_dirs=(plugins,), watch_interval=WATCH)))
     async with watching(server, mode) as (client, changes):
         assert "vignette" not in await names(client)
         shutil.copy(EXAMPLES / "schemas" / "vignette.py", plugins)
@@ -94,7 +94,7 @@ async def test_a_schema_file_dropped_into_a_watched_dir_goes_live(settings, phot
 async def test_an_edited_module_is_picked_up(settings, photo_file, mode):
     plugins = settings.allowed_roots[0] / "plugins"
     shutil.copytree(EXAMPLES / "schemas", plugins)
-    server = LegoEditServer(Runtime.from_settings(settings.with_(schema_dirs=(plugins,), watch_interval=WATCH)))
+    server = LegoEditServer(Runtime.from_settings(changed(settings, schema_dirs=(plugins,), watch_interval=WATCH)))
     async with watching(server, mode) as (client, changes):
         first = pixels(server, await client.call_tool("vignette", {"image": str(photo_file)}))
         code = (plugins / "vignette.py").read_text().replace("out[..., :3] *= gain[..., None]", "out[..., :3] *= 0")
@@ -115,7 +115,7 @@ def install_plugin(site: Path) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_plugin_installed_while_serving_goes_live(settings, photo_file, mode, monkeypatch, tmp_path):
-    server = LegoEditServer(Runtime.from_settings(settings.with_(watch_interval=WATCH)))
+    server = LegoEditServer(Runtime.from_settings(changed(settings, watch_interval=WATCH)))
     site = tmp_path / "site"
     site.mkdir()
     monkeypatch.syspath_prepend(str(site))
@@ -237,9 +237,9 @@ async def test_a_brick_file_cannot_take_a_name_of_the_server(settings):
     schema = json.loads((EXAMPLES / "schemas" / "vignette.json").read_text()) | {"name": "run_workflow"}
     (plugins / "run_workflow.json").write_text(json.dumps(schema))
     with pytest.raises(SchemaError, match="'run_workflow' is already taken by the server's own tool"):
-        Registry.from_settings(settings.with_(schema_dirs=(plugins,)), RESERVED)
+        Registry.from_settings(changed(settings, schema_dirs=(plugins,)), RESERVED)
     with pytest.raises(SchemaError, match="'run_workflow' is already taken by the server's own tool"):
-        Runtime.from_settings(settings.with_(schema_dirs=(plugins,)))  # what the server and the CLI are built from
+        Runtime.from_settings(changed(settings, schema_dirs=(plugins,)))  # what the server and the CLI are built from
 
 
 async def test_unreadable_saved_tools_are_reported_and_skipped(settings):

@@ -10,6 +10,7 @@ from PIL import Image
 
 from server.app import LegoEditServer
 from server.runtime import Runtime
+from tests.conftest import changed
 from tests.server.conftest import MODES
 
 pytestmark = pytest.mark.anyio
@@ -121,7 +122,7 @@ async def test_rules_is_used_without_sampling_even_when_sampling_is_configured_o
     async def sampling(context, params):
         raise AssertionError("must not sample")
 
-    async with Client(LegoEditServer(Runtime.from_settings(settings.with_(builder="rules"))), sampling_callback=sampling) as client:
+    async with Client(LegoEditServer(Runtime.from_settings(changed(settings, builder="rules"))), sampling_callback=sampling) as client:
         result = await client.call_tool("lego_edit", {"image": str(photo_file), "instruction": "warmer"})
     assert not result.is_error and result.structured_content["attempts"][0]["planner"] == "rules"
 

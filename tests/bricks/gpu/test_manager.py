@@ -1,14 +1,17 @@
 """The model manager and its configuration around the FLUX bricks: LoRA layouts, eviction,
 config file and env, availability, MCP progress and cancellation."""
 
+import re
+
 import anyio
 import numpy as np
 import pytest
 
-from bricks import Registry, Settings
+from bricks import Registry, SchemaError
 from bricks.backends import accelerator
 from bricks.gpu.config import ModelConfig
 from bricks.gpu.diffusion import flux_fill_loader
+from server.settings import Settings
 from tests.bricks.gpu.tiny_flux import QUIET, flux_registry, tiny_flux  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.filterwarnings(w) for w in QUIET]
@@ -51,17 +54,31 @@ def test_the_least_recently_used_component_is_evicted_beyond_the_budget(tiny_flu
     assert (loads["flux_fill"], loads["lora_rcm"], loads["flux_canny"]) == (2, 2, 1)
 
 
-def test_config_file_then_env_then_runtime_overrides(tiny_flux, tmp_path):
+def test_config_file_then_env_then_runtime_overrides(tiny_flux, tmp_path, monkeypatch):
     path = tiny_flux.toml(tmp_path / "models.toml", steps=3)
-    env = {"LEGO_EDIT_MODEL_LORA_ENV": str(tmp_path / "env_lora"), "LEGO_EDIT_MODEL_SAM": ""}
-    config = ModelConfig.load(path, env=env, dtype="float32")
+    monkeypatch.setenv("LEGO_EDIT_MODEL_LORA_ENV", str(tmp_path / "env_lora"))
+    monkeypatch.setenv("LEGO_EDIT_MODEL_SAM", "")
+    config = ModelConfig.load(path, ids=Settings().bricks.model, dtype="float32")
     assert (config.runtime.device, config.runtime.steps, config.runtime.dtype) == ("cpu", 3, "float32")
     assert config.entry("flux_fill").id == str(tiny_flux.fill) and config.configured(["flux_fill", "lora_rcm"])
     env_entry = config.entry("lora_env")
     assert (env_entry.id, env_entry.configured) == (str(tmp_path / "env_lora"), True)
     assert not config.configured(["sam"]) and config.entry("flux_canny").id == "black-forest-labs/FLUX.1-Canny-dev"
-    defaults = ModelConfig.load(env={})
+    defaults = ModelConfig.load()
     assert defaults.entry("lora_rcm").weight_name == "mat768.safetensors" and not defaults.configured(["flux_fill"])
+
+
+@pytest.mark.parametrize(("table", "problem"), [
+    ('steps = "many"', "steps: Input should be a valid integer"),
+    ('dtype = "float8"', "dtype: Input should be 'auto', 'bfloat16', 'float16' or 'float32'"),
+    ("offlaod = true", "offlaod: Extra inputs are not permitted"),
+])
+def test_a_bad_runtime_value_names_the_file_and_the_key(tmp_path, table, problem):
+    path = tmp_path / "models.toml"
+    path.write_text(f"[runtime]\n{table}\n")
+    with pytest.raises(SchemaError, match=re.escape(problem)) as err:
+        ModelConfig.load(path)
+    assert str(path) in str(err.value)
 
 
 @pytest.mark.skipif(accelerator() is not None, reason="checks the rules of a machine without a GPU")

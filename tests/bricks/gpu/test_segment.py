@@ -49,7 +49,7 @@ def test_res_clipseg_option(gpu, gpu_registry, cat, monkeypatch):
     from dataclasses import replace
 
     config = gpu_registry.model_config
-    monkeypatch.setattr(gpu_registry, "models", ModelManager(replace(config, runtime=replace(config.runtime, res_model="clipseg"))))
+    monkeypatch.setattr(gpu_registry, "models", ModelManager(replace(config, runtime=config.runtime.model_copy(update={"res_model": "clipseg"}))))
     monkeypatch.setattr(segment, "CLIPSEG_THRESHOLD", 0.5)
     _check(gpu("segment_by_text", image=cat, prompt="the cat"), cat)
 
@@ -83,7 +83,7 @@ def test_res_needs_only_the_models_of_its_chosen_option(tmp_path, res_model, con
 
     models = "".join(f'[models.{k}]\nid = "{tmp_path / k}"\n' for k in configured)
     (tmp_path / "models.toml").write_text(f'[runtime]\ndevice = "cpu"\nres_model = "{res_model}"\n{models}')
-    config = ModelConfig.load(tmp_path / "models.toml", env={})
+    config = ModelConfig.load(tmp_path / "models.toml")
     spec = load_spec(Path(segment.__file__).parents[2] / "schemas" / "segment_by_text.json")
     reason = unavailable_reason(spec, "gpu", "auto", config)
     assert reason is None if missing is None else reason.endswith(f"not configured: {missing}")

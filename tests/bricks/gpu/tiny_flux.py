@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from bricks import Registry, Settings
+from bricks import Registry
+from server.settings import Settings
 from tests.conftest import Bricks
 
 INNER = 32  # transformer width: 2 heads x 16

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bricks import Registry, Settings
+from bricks import Registry
+from server.settings import Settings
 from tests.bricks.gpu.tiny_flux import QUIET as FILL_QUIET
 from tests.bricks.gpu.tiny_flux import TinyFlux, tiny_flux  # noqa: F401 - fixture
 from tests.conftest import Bricks

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bricks import Registry, Settings
+from bricks import Registry
+from server.settings import Settings
 from tests.builder.conftest import build_tiny_builder
 from tests.conftest import Bricks
 
