@@ -8,13 +8,11 @@ from pydantic import Field, SecretStr
 
 from bricks.settings import Section, UserPath
 
-PLANNERS = ("auto", "transformers", "openai", "sampling", "rules")
-
 
 class PlanningSettings(Section):
     """How lego_edit plans."""
 
-    builder: Literal[PLANNERS] = Field("auto", description=  # type: ignore[valid-type]
+    builder: Literal["auto", "transformers", "openai", "sampling", "rules"] = Field("auto", description=
         "the planner of lego_edit: auto, transformers, openai, sampling or rules")
     builder_template: UserPath | None = Field(None, description="a prompt template file replacing the built-in Builder prompt")
     openai_url: str | None = Field(None, description=

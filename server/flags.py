@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import typing
 from typing import Any
 
 from .settings import (
@@ -13,8 +12,8 @@ from .settings import (
     SettingsError,
     default_text,
     env_name,
-    field_of,
     flag_name,
+    shape,
 )
 
 
@@ -37,7 +36,7 @@ def add_flags(parser: Any, section: str, only: tuple[str, ...] | None = None) ->
     for name, field in SECTIONS[section].model_fields.items():
         if only is not None and name not in only:
             continue
-        kind, choices = _flag_kind(field.annotation)
+        kind, choices = shape(name)
         options: dict[str, Any] = {"dest": name, "default": None}
         if kind is bool:
             options |= {"action": "store_const", "const": True}
@@ -52,26 +51,12 @@ def add_flags(parser: Any, section: str, only: tuple[str, ...] | None = None) ->
             parser.add_argument(OLD_FLAGS[name], help=argparse.SUPPRESS, **options)
 
 
-def _flag_kind(annotation: Any) -> tuple[type | None, list[str] | None]:
-    """bool, tuple (a repeatable flag), dict (repeatable KEY=VALUE) or None (one value), and the choices of a Literal."""
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin is typing.Annotated:
-        return _flag_kind(args[0])
-    if origin is typing.Literal:
-        return None, list(args)
-    if origin in (tuple, dict) or annotation is bool:
-        return origin or bool, None
-    if args and type(None) in args:  # X | None
-        return _flag_kind(next(a for a in args if a is not type(None)))
-    return None, None
-
-
 def settings_from(args: argparse.Namespace):
     """The settings: defaults, then the environment, then the flags given."""
     given: dict[str, Any] = {}
     for name in SECTION_OF:
         value = getattr(args, name, None)
-        if value is not None and _flag_kind(field_of(name).annotation)[0] is dict:
+        if value is not None and shape(name)[0] is dict:
             value = _pairs(name, value)
         given[name] = value
     return Settings.load(**given)

@@ -10,6 +10,7 @@ both. The flags, `settings` and the README's table are all made from these field
 from __future__ import annotations
 
 import os
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -153,29 +154,44 @@ def field_of(name: str) -> FieldInfo:
     return SECTIONS[SECTION_OF[name]].model_fields[name]
 
 
+def shape(name: str) -> tuple[type | None, list[str] | None]:
+    """How a setting is written: `bool` (a switch), `tuple` (a list), `dict` (KEY=VALUE pairs) or
+    None (one value); and the choices of a `Literal`."""
+    return _shape(field_of(name).annotation)
+
+
+def _shape(annotation: Any) -> tuple[type | None, list[str] | None]:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _shape(args[0])
+    if origin is typing.Literal:
+        return None, list(args)
+    if origin in (tuple, dict) or annotation is bool:
+        return origin or bool, None
+    if args and type(None) in args:  # X | None
+        return _shape(next(a for a in args if a is not type(None)))
+    return None, None
+
+
 def env_name(name: str) -> str:
     """The variable of a setting; a dict setting takes one variable per key."""
-    return f"{ENV_PREFIX}{name.upper()}" + ("_<KEY>" if _is_dict(field_of(name)) else "")
+    return f"{ENV_PREFIX}{name.upper()}" + ("_<KEY>" if shape(name)[0] is dict else "")
 
 
 def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _is_dict(field: FieldInfo) -> bool:
-    return getattr(field.annotation, "__origin__", None) is dict
-
-
 def markdown_table() -> str:
     """The README's table of settings, one row per field."""
     rows = ["| setting | flag | environment | default |", "|---|---|---|---|"]
     for name in SECTION_OF:
-        field = field_of(name)
+        field, kind = field_of(name), shape(name)[0]
         env = f"`{env_name(name)}`"
-        if getattr(field.annotation, "__origin__", None) is tuple:
+        if kind is tuple:
             separator = os.pathsep if "Path" in str(field.annotation) else ";"
             env += f" (`{separator}`-separated)"
-        flag = f"`{flag_name(name)}`" + (" (repeatable)" if getattr(field.annotation, "__origin__", None) in (tuple, dict) else "")
+        flag = f"`{flag_name(name)}`" + (" (repeatable)" if kind in (tuple, dict) else "")
         rows.append(f"| {field.description} | {flag} | {env} | {default_text(field)} |")
     return "\n".join(rows)
 
