@@ -1,5 +1,5 @@
-"""The high-level tools: `lego_edit` (plan and run), `plan_edit` (plan only), `run_workflow`,
-and the resources `lego://workflow/schema` and `lego://builder/prompt`.
+"""The high-level tools: `lego_edit` (plan, run and judge), `plan_edit` (plan only), `run_workflow`,
+`judge_edit` (score an edit), and the resources `lego://workflow/schema` and `lego://builder/prompt`.
 
 No `from __future__ import annotations` here: the SDK evaluates the tool signatures, whose
 resolver markers name local functions.
@@ -8,6 +8,7 @@ resolver markers name local functions.
 import base64
 import json
 import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio.to_thread
@@ -21,8 +22,11 @@ from bricks.images import thumbnail
 from bricks.render import IMAGE_RESULT_SCHEMA
 from builder.editor import MAX_INSTRUCTION, EditFailed, Editor, run_workflow
 from builder.executor import Execution, StepFailed, store_inits
+from builder.judges.base import JudgeRequest, JudgeUnavailable
+from builder.judges.sampling import SamplingJudge
 from builder.planners.base import PlannerUnavailable, feedback_text
 from builder.planners.sampling import SamplingPlanner
+from builder.judges.select import choose_judge
 from builder.planners.select import choose
 from builder.prompt import instruction_text
 
@@ -46,6 +50,18 @@ class EditResult(BaseModel):
     timings: dict[str, float]
     warnings: list[str]
     attempts: list[dict[str, Any]]
+    judge: dict[str, Any]
+    chosen_attempt: int
+
+
+class JudgeResult(BaseModel):
+    overall: float
+    semantic_consistency: int
+    perceptual_quality: int
+    scores: dict[str, int]
+    critique: str
+    judge: str
+    seconds: float
 
 
 class PlanResult(BaseModel):
@@ -90,7 +106,10 @@ def register(server: "MCPServer[Any]", runtime: "Runtime") -> None:
         return Sample([message], max_tokens=4096, temperature=0.2)
 
     def editor_for(ctx: Context[Any, Any], sampled: types.CreateMessageResult | None) -> Editor:
-        return runtime.editor(SamplingPlanner(_text_of(sampled), _legacy_ask(ctx)) if sampled is not None else None)
+        planner = SamplingPlanner(_text_of(sampled), _legacy_ask(ctx, feedback_text)) if sampled is not None else None
+        caps = ctx.client_capabilities
+        can_sample = caps is not None and caps.sampling is not None
+        return runtime.editor(planner, _legacy_ask(ctx, _judge_messages) if can_sample else None)
 
     async def edit(image: str, instruction: str, mask: str | None, ctx: Context[Any, Any], sampled: Any, run: bool):
         """lego_edit (run=True) and plan_edit: plan, check, maybe run; the tool result either way."""
@@ -100,7 +119,7 @@ def register(server: "MCPServer[Any]", runtime: "Runtime") -> None:
         except (EditFailed, InvalidInput, PlannerUnavailable) as exc:
             return error_result(exc)
         if run:
-            structured = {**outcome.plan(), "timings": outcome.execution.timings()}
+            structured = {**outcome.plan(), "timings": outcome.execution.timings(), **outcome.verification()}
             return await _with_images(runtime, outcome.execution, "lego_edit", structured)
         structured = outcome.plan()
         return types.CallToolResult(content=[types.TextContent(text=json.dumps(structured))], structured_content=structured)
@@ -152,6 +171,58 @@ def register(server: "MCPServer[Any]", runtime: "Runtime") -> None:
             "warnings": warnings,
         })
 
+    def wants_sampled_verdict(ctx: Context[Any, Any]) -> bool:
+        caps = ctx.client_capabilities
+        return choose_judge(settings.planning, registry.model_config, can_sample=caps is not None and caps.sampling is not None) == "sampling"
+
+    async def sample_verdict(image: str, edited: str, instruction: str, ctx: Context[Any, Any]) -> Sample | None:
+        """Resolver: when the host's model is the judge, ask it before the body runs (both protocol eras)."""
+        if not wants_sampled_verdict(ctx) or not instruction.strip():
+            return None
+        try:  # decoding and encoding: off the loop
+            messages = await anyio.to_thread.run_sync(lambda: _judge_messages(judge_request(image, edited, instruction)))
+        except InvalidInput:
+            return None  # the tool body reports it
+        return Sample(messages, max_tokens=1024, temperature=0.0)
+
+    def judge_request(image: str, edited: str, instruction: str) -> JudgeRequest:
+        if not instruction.strip():
+            raise InvalidInput("is empty: give the instruction the edit was made for", param="instruction")
+        if len(instruction) > MAX_INSTRUCTION:
+            raise InvalidInput(f"is {len(instruction):,} characters long; at most {MAX_INSTRUCTION:,} are allowed", param="instruction")
+        uris = store_inits(registry, {"image": image, "edited": edited}, {"image": "Image", "edited": "Image"})
+        source, result = (registry.store.get(registry.store.parse_uri(uris[k])) for k in ("image", "edited"))
+        return JudgeRequest(source, result, instruction.strip())
+
+    @server.tool(
+        name="judge_edit",
+        description=(
+            "Score an edit as GEdit-Bench does (VIEScore): semantic consistency and perceptual quality, each 0-10, "
+            "overall sqrt(SC x PQ), and a short critique."
+        ),
+        annotations=types.ToolAnnotations(read_only_hint=True),
+    )
+    async def judge_edit_tool(
+        image: Annotated[str, Field(description="The original image (reference).")],
+        edited: Annotated[str, Field(description="The edited image (reference).")],
+        instruction: Annotated[str, Field(description="The instruction the edit was made for.")],
+        ctx: Context[Any, Any],
+        sampled: Annotated[types.CreateMessageResult | None, Resolve(sample_verdict)] = None,
+    ) -> Annotated[types.CallToolResult, JudgeResult]:
+        try:
+            request = await anyio.to_thread.run_sync(judge_request, image, edited, instruction)
+            if sampled is not None:
+                judge = SamplingJudge(lambda _: _answer(sampled))
+            else:
+                judge, why_not = runtime.judge()
+                if judge is None:
+                    raise JudgeUnavailable(why_not)
+            verdict = await judge.judge(request)
+        except (InvalidInput, JudgeUnavailable) as exc:
+            return error_result(exc)
+        structured = verdict.as_dict()
+        return types.CallToolResult(content=[types.TextContent(text=json.dumps(structured))], structured_content=structured)
+
     @server.resource("lego://workflow/schema", name="workflow-schema", mime_type="application/json",
                      description="JSON Schema of a workflow for run_workflow, over the bricks available now")
     def workflow_schema() -> str:
@@ -185,18 +256,36 @@ def _text_of(result: types.CreateMessageResult) -> str:
     return "".join(c.text for c in content if isinstance(c, types.TextContent))
 
 
-def _legacy_ask(ctx: Context[Any, Any]):
-    """Re-planning by sampling in the middle of a call: handshake-era sessions only."""
+def _legacy_ask(ctx: Context[Any, Any], messages: Callable[[Any], str | list[types.SamplingMessage]]):
+    """A sampling request in the middle of a call (a re-plan, a judgement): handshake-era sessions only.
+    `messages` turns the request asked about into the text or messages sent."""
     if ctx.request_context is None or ctx.request_context.session is None:
         return None
     if str(getattr(ctx, "protocol_version", "")) >= "2026-07-28":
         return None
 
-    async def ask(request) -> str:
-        message = types.SamplingMessage(role="user", content=types.TextContent(text=feedback_text(request)))
+    async def ask(request: Any) -> str:
+        sent = await anyio.to_thread.run_sync(messages, request)  # images are encoded: off the loop
+        if isinstance(sent, str):
+            sent = [types.SamplingMessage(role="user", content=types.TextContent(text=sent))]
         with warnings.catch_warnings():  # deprecated in 2026-07-28 (SEP-2577), still the handshake era's way
             warnings.simplefilter("ignore", MCPDeprecationWarning)
-            result = await ctx.session.create_message([message], max_tokens=4096, related_request_id=ctx.request_id)
+            result = await ctx.session.create_message(sent, max_tokens=4096, related_request_id=ctx.request_id)
         return _text_of(result)
 
     return ask
+
+
+def _judge_messages(request: JudgeRequest) -> list[types.SamplingMessage]:
+    """The original, the edit and the rubric, as one sampling message."""
+
+    def image(pixels: Any) -> types.ImageContent:
+        data, mime = thumbnail(pixels, max_side=1024, max_bytes=4_000_000)
+        return types.ImageContent(data=base64.b64encode(data).decode(), mime_type=mime)
+
+    content = [image(request.source), image(request.edited), types.TextContent(text=request.prompt())]
+    return [types.SamplingMessage(role="user", content=content)]
+
+
+async def _answer(result: types.CreateMessageResult) -> str:
+    return _text_of(result)

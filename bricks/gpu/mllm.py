@@ -8,7 +8,7 @@ grammar cannot take next are masked out at every step, so the text always parses
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,26 +24,24 @@ IMAGE_SIDE = 448  # long side the image is brought to, as the planner does
 
 
 def ask(
-    models: ModelManager, image: np.ndarray, question: str | Callable[[int, int], str], *, max_new_tokens: int, grammar: str | None = None, what: str
-) -> tuple[str, tuple[int, int]]:
-    """The Builder's answer about `image`, and the (height, width) of the image as the model saw
-    it: Qwen2.5-VL grounds boxes in those pixels, so `question` may be a function of them.
-    Greedy; with `grammar` (Lark), the answer follows it."""
+    models: ModelManager, image: np.ndarray, question: str | Callable[[int, int], str], *, max_new_tokens: int,
+    grammar: str | None = None, what: str, more: Sequence[np.ndarray] = (),
+) -> tuple[str, tuple[int, int]]:  # fmt: skip
+    """The Builder's answer about `image` (and the images `more`, shown after it), and the
+    (height, width) of `image` as the model saw it: Qwen2.5-VL grounds boxes in those pixels, so
+    `question` may be a function of them. Greedy; with `grammar` (Lark), the answer follows it."""
     import torch
     from transformers import LogitsProcessorList
 
     loaded: Qwen = models.load("builder", load_builder)[1]
-    pil = Image.fromarray(np.ascontiguousarray(image[..., :3]))
-    scale = IMAGE_SIDE / max(pil.size)
-    if scale < 1:
-        pil = pil.resize((max(28, round(pil.width * scale)), max(28, round(pil.height * scale))), Image.BICUBIC)
-    _, grid_h, grid_w = (int(n) for n in loaded.processor.image_processor(images=[pil], return_tensors="pt")["image_grid_thw"][0])
+    pils = [_seen(picture) for picture in (image, *more)]
+    _, grid_h, grid_w = (int(n) for n in loaded.processor.image_processor(images=pils[:1], return_tensors="pt")["image_grid_thw"][0])
     patch = loaded.processor.image_processor.patch_size
     seen = (grid_h * patch, grid_w * patch)
     text = question(*seen) if callable(question) else question
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+    messages = [{"role": "user", "content": [*({"type": "image"} for _ in pils), {"type": "text", "text": text}]}]
     prompt = loaded.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    batch = loaded.processor(text=[prompt], images=[pil], return_tensors="pt")
+    batch = loaded.processor(text=[prompt], images=pils, return_tensors="pt")
     inputs = {k: v.to(loaded.device) for k, v in batch.items()}
     constraint = [_Constrained(loaded.lark_matcher(grammar), loaded.lltok.vocab_size, what)] if grammar else []
 
@@ -60,6 +58,15 @@ def ask(
 
     out = models.run(generate, what=what)
     return loaded.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :].tolist(), skip_special_tokens=True), seen
+
+
+def _seen(image: np.ndarray) -> Image.Image:
+    """The image as the model is shown it: RGB, at most IMAGE_SIDE on the long side."""
+    pil = Image.fromarray(np.ascontiguousarray(image[..., :3]) if image.ndim == 3 else image).convert("RGB")
+    scale = IMAGE_SIDE / max(pil.size)
+    if scale < 1:
+        pil = pil.resize((max(28, round(pil.width * scale)), max(28, round(pil.height * scale))), Image.BICUBIC)
+    return pil
 
 
 def load_builder(entry: ModelEntry, device: Any, dtype: Any) -> tuple[Any, Qwen]:

@@ -40,11 +40,12 @@ async def test_tools_are_the_registry_rendered(server, registry, mode):
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_the_tool_list_is_lean(server, mode):
-    """Hosts put all of tools/list in the model's context: the CPU set stays within 15 KB on the
-    wire, and the SDK's own renderings carry no titles and no null alternatives."""
+    """Hosts put all of tools/list in the model's context: the CPU bricks stay within 15 KB on the
+    wire with the server's own tools (16.5 KB), and the SDK's own renderings carry no titles and no null
+    alternatives."""
     async with Client(server, mode=mode) as client:
         listed = await client.list_tools()
-    assert len(listed.model_dump_json(by_alias=True, exclude_none=True)) <= 15_000
+    assert len(listed.model_dump_json(by_alias=True, exclude_none=True)) <= 16_500
     text = json.dumps([t.model_dump(by_alias=True, exclude_none=True) for t in listed.tools])
     assert '"title"' not in text and '{"type": "null"}' not in text
     lego_edit = next(t for t in listed.tools if t.name == "lego_edit")

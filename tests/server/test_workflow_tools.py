@@ -102,7 +102,9 @@ async def test_sampling_planner_uses_the_hosts_model(server, photo_file, mode):
 
 
 async def test_sampling_replans_after_an_invalid_plan_on_the_handshake(server, photo_file):
-    answers = [json.dumps({**PLAN, "pipeline": [{**PLAN["pipeline"][0], "model": "ADJUSTT"}, PLAN["pipeline"][1]]}), json.dumps(PLAN)]
+    verdict = {"editing_success": 9, "over_editing": 8, "naturalness": 9, "artifacts": 9, "critique": "Fine."}
+    answers = [json.dumps({**PLAN, "pipeline": [{**PLAN["pipeline"][0], "model": "ADJUSTT"}, PLAN["pipeline"][1]]}), json.dumps(PLAN),
+               json.dumps(verdict)]  # fmt: skip
     prompts = []
 
     async def sampling(context, params):
@@ -115,6 +117,10 @@ async def test_sampling_replans_after_an_invalid_plan_on_the_handshake(server, p
     attempts = result.structured_content["attempts"]
     assert len(attempts) == 2 and "unknown brick 'ADJUSTT'" in attempts[0]["error"]["message"]
     assert "unknown brick 'ADJUSTT'" in prompts[1].text
+    # the host's model judged the result too: the original, the edit and the rubric
+    assert [c.type for c in prompts[2]] == ["image", "image", "text"] and "remove all colour" in prompts[2][2].text
+    assert result.structured_content["judge"]["name"] == "sampling" and result.structured_content["chosen_attempt"] == 2
+    assert attempts[1]["verdict"]["overall"] == pytest.approx((8 * 9) ** 0.5, abs=1e-3) and attempts[1]["verdict"]["critique"] == "Fine."
 
 
 async def test_rules_is_used_without_sampling_even_when_sampling_is_configured_off(settings, photo_file):
