@@ -1,4 +1,4 @@
-"""What the FLUX Fill bricks share: working sizes, the diptych, one denoising run, the loader.
+"""What the diffusion bricks share: working sizes, the diptych, one denoising run, the loader.
 
 - FLUX wants sides that are multiples of 16 (8x VAE, 2x2 latent packing); the bricks work at most
   1024 px on the long side and bring results back to the input size.
@@ -123,17 +123,20 @@ def step_callback(ctx: BrickContext, total: int, what: str) -> Callable[..., dic
     return on_step
 
 
-def denoise(key: str, class_name: str, ctx: BrickContext, *, what: str, **call: Any) -> np.ndarray:
-    """One run of the pipeline `key` (a diffusers class) on the device queue; RGB uint8 at the requested size."""
+def denoise(key: str, class_name: str, ctx: BrickContext, *, what: str, steps: int | None = None, **call: Any) -> np.ndarray:
+    """One run of the pipeline `key` (a diffusers class) on the device queue, with `steps` (default:
+    the configured ones); RGB uint8 at the requested size."""
     mgr = ctx.models
+    steps = steps or mgr.config.runtime.steps
     return mgr.run(
-        lambda: run_pipeline(mgr.load(key, pipeline_loader(class_name, mgr)), ctx, total=mgr.config.runtime.steps, what=what, **call),
+        lambda: run_pipeline(mgr.load(key, pipeline_loader(class_name, mgr)), ctx, total=steps, what=what, steps=steps, **call),
         what=what,
     )
 
 
-def run_pipeline(pipe: Any, ctx: BrickContext, *, total: int, what: str, **call: Any) -> np.ndarray:
-    """Call a FLUX pipeline with the configured steps and seed, per-step progress and cancellation."""
+def run_pipeline(pipe: Any, ctx: BrickContext, *, total: int, what: str, steps: int | None = None, **call: Any) -> np.ndarray:
+    """Call a diffusers pipeline with `steps` (default: the configured ones) and the seed, per-step
+    progress and cancellation."""
     import torch
 
     transformer = pipe.transformer
@@ -142,7 +145,7 @@ def run_pipeline(pipe: Any, ctx: BrickContext, *, total: int, what: str, **call:
     try:
         with transformer.cache_context(what) if transformer.is_cache_enabled else nullcontext():
             result = pipe(
-                num_inference_steps=ctx.models.config.runtime.steps, generator=torch.Generator("cpu").manual_seed(SEED),
+                num_inference_steps=steps or ctx.models.config.runtime.steps, generator=torch.Generator("cpu").manual_seed(SEED),
                 output_type="np", callback_on_step_end=step_callback(ctx, total, what), **call,
             ).images[0]  # fmt: skip
     except BaseException as exc:
@@ -163,6 +166,8 @@ def feathered_paste(original: np.ndarray, generated: np.ndarray, region: np.ndar
 
 
 TEXT_COMPONENTS = ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")
+SHARED_TEXT = ("FluxFillPipeline", "FluxControlPipeline", "FluxKontextPipeline")  # the FLUX.1 [dev] family: CLIP-L + T5-XXL
+VL_PROCESSOR = {"QwenImageEditPlusPipeline": "Qwen2VLProcessor"}  # pipelines whose text encoder takes images
 
 
 def pipeline_loader(class_name: str, mgr: ModelManager) -> Callable[[ModelEntry, Any, Any], Any]:
@@ -171,9 +176,14 @@ def pipeline_loader(class_name: str, mgr: ModelManager) -> Callable[[ModelEntry,
     def load(entry: ModelEntry, device: Any, dtype: Any) -> Any:
         import diffusers
 
-        kwargs = {"subfolder": entry.subfolder} if entry.subfolder else {}
-        if mgr.config.runtime.share_text_encoders:  # the first FLUX pipeline's, if one is loaded
+        kwargs: dict[str, Any] = {"subfolder": entry.subfolder} if entry.subfolder else {}
+        if mgr.config.runtime.share_text_encoders and class_name in SHARED_TEXT:  # the first FLUX pipeline's, if one is loaded
             kwargs |= mgr.shared_components(TEXT_COMPONENTS)
+        if class_name in VL_PROCESSOR:  # the stock processor needs torchvision (its video half); this one does not
+            from .qwen import image_only_processor
+
+            where = f"{entry.subfolder}/processor" if entry.subfolder else "processor"
+            kwargs["processor"] = image_only_processor(VL_PROCESSOR[class_name]).from_pretrained(entry.id, subfolder=where)
         pipe = getattr(diffusers, class_name).from_pretrained(entry.id, dtype=dtype, **kwargs).to(device)
         pipe.set_progress_bar_config(disable=True)
         speed_up(mgr, pipe.transformer, device, dtype)
@@ -187,12 +197,16 @@ def flux_fill_loader(mgr: ModelManager) -> Callable[[ModelEntry, Any, Any], Any]
     return pipeline_loader("FluxFillPipeline", mgr)
 
 
+NO_BLOCK_CACHE = {"Flux2Transformer2DModel"}
+"""Transformers diffusers' first-block cache fails on (0.42.1: FLUX.2's single blocks return one tensor, not two)."""
+
+
 def speed_up(mgr: ModelManager, transformer: Any, device: Any, dtype: Any) -> None:
     """First-block cache and fp8 weight storage, when configured; never on the CPU, where neither pays."""
     runtime = mgr.config.runtime
     if device.type == "cpu":
         return
-    if runtime.first_block_cache > 0:
+    if runtime.first_block_cache > 0 and type(transformer).__name__ not in NO_BLOCK_CACHE:
         from diffusers import FirstBlockCacheConfig
 
         transformer.enable_cache(FirstBlockCacheConfig(threshold=runtime.first_block_cache))

@@ -37,19 +37,21 @@ def resolve_device(device: str, dtype: str) -> tuple[Any, Any]:
 
 
 @functools.cache
-def image_only_processor() -> type:
-    """Qwen2.5-VL's processor without its video half: the stock one needs torchvision."""
-    from transformers import Qwen2_5_VLProcessor
+def image_only_processor(base: str = "Qwen2_5_VLProcessor") -> type:
+    """A Qwen-VL processor class (`base`, from transformers) without its video half: the stock
+    ones need torchvision to load. Qwen-Image-Edit's text encoder uses `Qwen2VLProcessor`."""
+    import transformers
     from transformers.processing_utils import ProcessorMixin
 
-    class ImageOnlyQwen2_5_VLProcessor(Qwen2_5_VLProcessor):
+    class ImageOnly(getattr(transformers, base)):  # type: ignore[misc]
         def __init__(self, image_processor: Any = None, tokenizer: Any = None, chat_template: Any = None, **_: Any):
             self.image_token, self.video_token = "<|image_pad|>", "<|video_pad|>"
             self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
             self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
             ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
 
-    return ImageOnlyQwen2_5_VLProcessor
+    ImageOnly.__name__ = ImageOnly.__qualname__ = f"ImageOnly{base}"
+    return ImageOnly
 
 
 @dataclass

@@ -7,15 +7,24 @@ under a Qwen3 with enough layers for the pipeline's default hidden-state taps (9
 Tokenizers are byte-level BPEs trained in memory.
 
 Qwen's processor: the stock `Qwen2VLProcessor` needs torchvision (its video half), which this
-machine lacks, so the directory is saved as the Hub one names it (`Qwen2VLProcessor`) and
-`load` passes an image-only processor in: `processor=...`.
+machine lacks; the directory names it as the Hub one does, and the product's loader passes an
+image-only processor in (`bricks.gpu.diffusion.pipeline_loader`).
+
+Import the fixtures by name: `from tests.bricks.gpu.tiny_editors import tiny_editors, editors_run`.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+from bricks import Registry
+from server.settings import Settings
+from tests.conftest import Bricks
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
            "<|image_pad|>", "<|video_pad|>", "<|vision_pad|>", "<think>", "</think>"]  # fmt: skip
@@ -27,13 +36,16 @@ QWEN3_TEMPLATE = (
     "{% if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}{% endif %}"
 )
 CORPUS = [
-    "Describe the key features of the input image (color, shape, size, texture, objects, background), then explain "
-    "how the user's text instruction should alter or modify the image. Generate a new image that meets the user's "
-    "requirements while maintaining consistency with the original input where appropriate.",
+    (
+        "Describe the key features of the input image (color, shape, size, texture, objects, background), then explain "
+        "how the user's text instruction should alter or modify the image. Generate a new image that meets the user's "
+        "requirements while maintaining consistency with the original input where appropriate."
+    ),
     "Picture 1: Picture 2: Picture 3: system user assistant",
     "change the background to a beach at night; make it warmer; remove the dog; anime style; a photo of a cat",
 ]
 TEXT = 32  # text-encoder width, so the transformers' joint_attention_dim
+QWEN_EDIT_PLUS = "diffusers.pipelines.qwenimage.pipeline_qwenimage_edit_plus"
 
 
 def build_tokenizer():
@@ -53,21 +65,6 @@ def build_tokenizer():
     return tok
 
 
-def image_only_qwen2vl_processor() -> type:
-    """Qwen2-VL's processor without its video half (the stock one needs torchvision)."""
-    from transformers import Qwen2VLProcessor
-    from transformers.processing_utils import ProcessorMixin
-
-    class ImageOnlyQwen2VLProcessor(Qwen2VLProcessor):
-        def __init__(self, image_processor: Any = None, tokenizer: Any = None, chat_template: Any = None, **_: Any):
-            self.image_token, self.video_token = "<|image_pad|>", "<|video_pad|>"
-            self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
-            self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
-            ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
-
-    return ImageOnlyQwen2VLProcessor
-
-
 def build_qwen_image_edit(out: Path) -> Path:
     """QwenImageEditPlusPipeline (the Qwen-Image-Edit-2509/2511 class) at `out`."""
     import torch
@@ -77,7 +74,13 @@ def build_qwen_image_edit(out: Path) -> Path:
         QwenImageEditPlusPipeline,
         QwenImageTransformer2DModel,
     )
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessor
+    from transformers import (
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2VLImageProcessor,
+    )
+
+    from bricks.gpu.qwen import image_only_processor
 
     tok = build_tokenizer()
     ids = tok.convert_tokens_to_ids
@@ -108,7 +111,7 @@ def build_qwen_image_edit(out: Path) -> Path:
     text_encoder = Qwen2_5_VLForConditionalGeneration(config).eval()
     # the pipeline hands the VL encoder ~384x384 images; max_pixels caps them at 4x4 merged tokens each
     images = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112, patch_size=14, merge_size=2, temporal_patch_size=2)
-    processor = image_only_qwen2vl_processor()(image_processor=images, tokenizer=tok)
+    processor = image_only_processor("Qwen2VLProcessor")(image_processor=images, tokenizer=tok)
     # Qwen-Image-Edit's scheduler config
     scheduler = FlowMatchEulerDiscreteScheduler(
         base_image_seq_len=256, base_shift=0.5, max_image_seq_len=8192, max_shift=0.9, shift=1.0, shift_terminal=0.02,
@@ -123,17 +126,21 @@ def build_qwen_image_edit(out: Path) -> Path:
     meta["processor"] = ["transformers", "Qwen2VLProcessor"]
     index.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     config_file = out / "processor" / "processor_config.json"
-    if config_file.exists():
-        cfg = json.loads(config_file.read_text(encoding="utf-8"))
-        cfg["processor_class"] = "Qwen2VLProcessor"
-        config_file.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
+    cfg = json.loads(config_file.read_text(encoding="utf-8"))
+    cfg["processor_class"] = "Qwen2VLProcessor"
+    config_file.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
     return out
 
 
 def build_flux2_klein(out: Path, *, is_distilled: bool = True) -> Path:
     """Flux2KleinPipeline at `out`; distilled like FLUX.2-klein-4B unless told (the -base- ones are not)."""
     import torch
-    from diffusers import AutoencoderKLFlux2, FlowMatchEulerDiscreteScheduler, Flux2KleinPipeline, Flux2Transformer2DModel
+    from diffusers import (
+        AutoencoderKLFlux2,
+        FlowMatchEulerDiscreteScheduler,
+        Flux2KleinPipeline,
+        Flux2Transformer2DModel,
+    )
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     tok = build_tokenizer()
@@ -162,13 +169,38 @@ def build_flux2_klein(out: Path, *, is_distilled: bool = True) -> Path:
     return out
 
 
-def load(directory: Path, **kw: Any) -> Any:
-    """The pipeline at `directory` as `diffusers.<model_index _class_name>.from_pretrained` loads it, with an
-    image-only processor passed in for Qwen (no torchvision here)."""
-    import diffusers
-    import torch
+def small_qwen_references(monkeypatch: Any, area: int = 64 * 64) -> None:
+    """QwenImageEditPlusPipeline resizes every reference image to ~1024x1024 for its VAE, whatever the
+    output size (the module constant VAE_IMAGE_SIZE; about 5.7 s a call on the tiny model): shrink that area."""
+    monkeypatch.setattr(f"{QWEN_EDIT_PLUS}.VAE_IMAGE_SIZE", area)
 
-    name = json.loads((Path(directory) / "model_index.json").read_text(encoding="utf-8"))["_class_name"]
-    if name.startswith("QwenImageEdit") and "processor" not in kw:
-        kw["processor"] = image_only_qwen2vl_processor().from_pretrained(Path(directory) / "processor")
-    return getattr(diffusers, name).from_pretrained(directory, **{"dtype": torch.float32, **kw})
+
+@dataclass(frozen=True)
+class TinyEditors:
+    qwen: Path
+    klein: Path
+
+    def toml(self, path: Path, *, steps: int = 2) -> Path:
+        path.write_text(
+            f'[runtime]\ndevice = "cpu"\nsteps = {steps}\n'
+            f'[models.qwen_image_edit]\nid = "{self.qwen}"\n[models.flux2_klein]\nid = "{self.klein}"\n',
+            encoding="utf-8",
+        )
+        return path
+
+
+@pytest.fixture(scope="session")
+def tiny_editors(tmp_path_factory: pytest.TempPathFactory) -> TinyEditors:
+    root = tmp_path_factory.mktemp("tiny_editors")
+    return TinyEditors(build_qwen_image_edit(root / "qwen"), build_flux2_klein(root / "klein"))
+
+
+def editors_settings(tiny: TinyEditors, tmp_path: Path, **more: Any) -> Settings:
+    """Settings whose model file names the tiny editors, CPU forced."""
+    return Settings(allowed_roots=(tmp_path,), cache_dir=tmp_path / "cache", models_file=tiny.toml(tmp_path / "models.toml"), **more)
+
+
+@pytest.fixture
+def editors_run(tiny_editors: TinyEditors, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Bricks:
+    small_qwen_references(monkeypatch)
+    return Bricks(Registry.from_settings(editors_settings(tiny_editors, tmp_path)))
