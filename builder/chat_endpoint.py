@@ -24,12 +24,13 @@ MAX_SIDE = 1024  # long side of the images sent
 
 class ChatEndpoint:
     def __init__(
-        self, base_url: str, *, role: str, unavailable: type[LegoEditError], model: str | None = None,
+        self, base_url: str, *, role: str, unavailable: type[LegoEditError], model_flag: str, model: str | None = None,
         api_key: str | None = None, timeout: float = 120.0,
     ):  # fmt: skip
-        """`role` names the endpoint in errors ("the Builder endpoint ..."); `model` None asks the
-        server's `/models` for the one it serves (vLLM serves one)."""
+        """`role` names the endpoint in errors ("the Builder endpoint ..."), `model_flag` the setting
+        of its model name; `model` None asks the server's `/models` for the one it serves (vLLM serves one)."""
         self.role = role
+        self.model_flag = model_flag
         self.unavailable = unavailable
         self.base_url = self._checked(base_url.rstrip("/"))
         self.model = model
@@ -57,7 +58,7 @@ class ChatEndpoint:
         try:
             return answer["data"][0]["id"]
         except (KeyError, IndexError, TypeError):
-            raise self.unavailable(f"{self.base_url}/models lists no model; set the model name") from None
+            raise self.unavailable(f"{self.base_url}/models lists no model; set the model name ({self.model_flag})") from None
 
     async def _call(self, http: httpx2.AsyncClient, method: str, path: str, **kwargs: Any) -> Any:
         import httpx2

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -99,7 +100,14 @@ class EditFailed(LegoEditError):
         return {"attempts": [a.as_dict() for a in self.attempts]}
 
 
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def inits_types(mask: bool, extra: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The workflow's initial values by name: image, mask when given, and the further images `extra`."""
+    for name in extra or {}:
+        if not isinstance(name, str) or not _NAME.fullmatch(name) or name in ("image", "mask"):
+            raise InvalidInput(f"name {name!r} cannot be an init[<name>]: use letters, digits and _, not 'image' or 'mask'", param="inputs")
     return {"image": "Image", **({"mask": "Mask"} if mask else {}), **{k: "Image" for k in (extra or {})}}
 
 
@@ -135,7 +143,7 @@ class Editor:
         types = inits_types(mask is not None, extra)
         refs = {"image": image, **({"mask": mask} if mask is not None else {}), **(extra or {})}
         inits = await anyio.to_thread.run_sync(store_inits, self.registry, refs, types)  # decoding: off the loop
-        text = instruction_text(instruction.strip(), mask is not None)
+        text = instruction_text(instruction.strip(), mask is not None, list(extra or ()))
         pixels = self.registry.store.get(self.registry.store.parse_uri(inits["image"]))
         judge = self.judge if run else None
         search = _Search(self.verify, judge.name if judge else None, self.no_judge if run else "")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -21,6 +22,8 @@ from bricks.spec import BrickSpec
 from bricks.types import TYPES
 
 USER_MASK_NOTE = "The user gave a mask. "
+USER_IMAGES_NOTE = "The user gave more images: {names}. "
+_NOTES = re.compile(r"^(?:The user gave a mask\. )?(?:The user gave more images: [^.]*\. )?")
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class Example:
     mask: bool
     workflow: dict[str, Any]
     source: str
+    images: tuple[str, ...] = ()
+    """Names of the further images the user gave (init[<name>])."""
 
     def bricks(self) -> set[str]:
         return {e["model"] for e in self.workflow["pipeline"] if "model" in e}
@@ -40,13 +45,21 @@ def load_examples() -> list[Example]:
     for entry in sorted(root.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".json"):
             data = json.loads(entry.read_text(encoding="utf-8"))
-            examples.append(Example(data["instruction"], data["mask"], data["workflow"], entry.name))
+            examples.append(Example(data["instruction"], data["mask"], data["workflow"], entry.name, tuple(data.get("images", ()))))
     return examples
 
 
-def instruction_text(instruction: str, has_mask: bool) -> str:
-    """The instruction as the Builder sees it: a user mask is announced up front."""
-    return USER_MASK_NOTE + instruction if has_mask else instruction
+def instruction_text(instruction: str, has_mask: bool, images: tuple[str, ...] | list[str] = ()) -> str:
+    """The instruction as the Builder sees it: a user mask and further images are announced up front."""
+    notes = USER_MASK_NOTE if has_mask else ""
+    if images:
+        notes += USER_IMAGES_NOTE.format(names=", ".join(f"init[{name}]" for name in images))
+    return notes + instruction
+
+
+def bare_instruction(text: str) -> str:
+    """`instruction_text` without its notes: the user's own words."""
+    return _NOTES.sub("", text, count=1)
 
 
 def brick_text(spec: BrickSpec, number: int, backend: str | None = None) -> str:
@@ -107,5 +120,5 @@ class BuilderPrompt:
 
     @staticmethod
     def _example(number: int, example: Example) -> str:
-        body = json.dumps({**example.workflow, "process": instruction_text(example.instruction, example.mask)}, indent=2, ensure_ascii=False)
-        return f"\n**Example {number}:**\nUser instruction: {instruction_text(example.instruction, example.mask)}\nExpected output:\n{body}\n"
+        body = json.dumps({**example.workflow, "process": instruction_text(example.instruction, example.mask, example.images)}, indent=2, ensure_ascii=False)
+        return f"\n**Example {number}:**\nUser instruction: {instruction_text(example.instruction, example.mask, example.images)}\nExpected output:\n{body}\n"

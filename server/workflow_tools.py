@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 ImageArg = Annotated[str, Field(description="Image reference")]
 MaskArg = Annotated[str | None, Field(description="The region meant (mask reference).")]
 InstructionArg = Annotated[str, Field(description="What to change, e.g. 'blur the background'.")]
+InputsArg = Annotated[dict[str, str] | None, Field(description="More images, e.g. a logo to add: name -> image reference (init[<name>]).")]
 ImageResults = Annotated[list[dict[str, Any]], WithJsonSchema({"type": "array", "items": IMAGE_RESULT_SCHEMA})]
 
 
@@ -85,7 +86,9 @@ def register(server: "MCPServer[Any]", runtime: "Runtime") -> None:
         caps = ctx.client_capabilities
         return choose(settings.planning, registry.model_config, can_sample=caps is not None and caps.sampling is not None) == "sampling"
 
-    async def sample_first_plan(image: str, instruction: str, mask: str | None, ctx: Context[Any, Any]) -> Sample | None:
+    async def sample_first_plan(
+        image: str, instruction: str, mask: str | None, ctx: Context[Any, Any], inputs: dict[str, str] | None = None
+    ) -> Sample | None:
         """Resolver: when the host's model is the planner, ask it for the first plan (both protocol eras)."""
         if not wants_sampling(ctx) or not instruction.strip() or len(instruction) > MAX_INSTRUCTION:
             return None  # the tool body reports a bad instruction
@@ -98,7 +101,7 @@ def register(server: "MCPServer[Any]", runtime: "Runtime") -> None:
             data, mime = await anyio.to_thread.run_sync(preview)  # decoding and encoding: off the loop
         except InvalidInput:
             return None  # the tool body reports the bad image
-        text = prompt.render(instruction_text(instruction, mask is not None))
+        text = prompt.render(instruction_text(instruction, mask is not None, list(inputs or ())))
         message = types.SamplingMessage(
             role="user",
             content=[types.ImageContent(data=base64.b64encode(data).decode(), mime_type=mime), types.TextContent(text=text)],
@@ -111,11 +114,11 @@ def register(server: "MCPServer[Any]", runtime: "Runtime") -> None:
         can_sample = caps is not None and caps.sampling is not None
         return runtime.editor(planner, _legacy_ask(ctx, _judge_messages) if can_sample else None)
 
-    async def edit(image: str, instruction: str, mask: str | None, ctx: Context[Any, Any], sampled: Any, run: bool):
+    async def edit(image: str, instruction: str, mask: str | None, inputs: dict[str, str] | None, ctx: Context[Any, Any], sampled: Any, run: bool):
         """lego_edit (run=True) and plan_edit: plan, check, maybe run; the tool result either way."""
         progress = ctx.report_progress if ctx.request_context is not None else None
         try:
-            outcome = await editor_for(ctx, sampled).edit(image, instruction, mask, run=run, on_progress=progress)
+            outcome = await editor_for(ctx, sampled).edit(image, instruction, mask, inputs, run=run, on_progress=progress)
         except (EditFailed, InvalidInput, PlannerUnavailable) as exc:
             return error_result(exc)
         if run:
@@ -132,9 +135,10 @@ def register(server: "MCPServer[Any]", runtime: "Runtime") -> None:
             instruction: InstructionArg,
             ctx: Context[Any, Any],
             mask: MaskArg = None,
+            inputs: InputsArg = None,
             sampled: Annotated[types.CreateMessageResult | None, Resolve(sample_first_plan)] = None,
         ) -> Annotated[types.CallToolResult, result]:
-            return await edit(image, instruction, mask, ctx, sampled, run=run)
+            return await edit(image, instruction, mask, inputs, ctx, sampled, run=run)
 
         server.tool(name=name, description=description, annotations=types.ToolAnnotations(read_only_hint=True))(tool)
 
@@ -158,7 +162,7 @@ def register(server: "MCPServer[Any]", runtime: "Runtime") -> None:
         image: ImageArg,
         ctx: Context[Any, Any],
         mask: MaskArg = None,
-        inputs: Annotated[dict[str, str] | None, Field(description="More initial images: name -> image reference.")] = None,
+        inputs: InputsArg = None,
     ) -> Annotated[types.CallToolResult, RunResult]:
         progress = ctx.report_progress if ctx.request_context is not None else None
         try:

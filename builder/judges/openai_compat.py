@@ -14,7 +14,10 @@ class OpenAIJudge:
     name = "openai"
 
     def __init__(self, base_url: str, *, model: str | None = None, api_key: str | None = None, timeout: float = 120.0):
-        self.endpoint = ChatEndpoint(base_url, role="judge", unavailable=JudgeUnavailable, model=model, api_key=api_key, timeout=timeout)
+        self.endpoint = ChatEndpoint(
+            base_url, role="judge", unavailable=JudgeUnavailable, model_flag="--judge-model",
+            model=model, api_key=api_key, timeout=timeout,
+        )
 
     async def judge(self, request: JudgeRequest) -> Verdict:
         started = time.perf_counter()

@@ -66,6 +66,8 @@ OUTPAINT = re.compile(
     r"|(?:more|extra) (?:space|room)|bigger canvas|larger canvas|pull back|show more)\b"
 )
 RESIZE = re.compile(r"\b(bigger|larger|smaller|tinier|enlarge|shrink|scale|twice as (?:big|large)|half (?:the|its) size|grow|reduce the size)\b")
+ADDITION = re.compile(r"^\s*(?:please\s+)?(add|put|insert|place|give|draw|write|attach|include)\b")
+"""A clause that brings something new into the picture ('add a red scarf to the cat'): not a recolour of what is there."""
 RECOLOR = re.compile(r"\b(make|turn|paint|colou?r|change|recolou?r|dye|tint|repaint)\b")
 KEEP = re.compile(r"^(keep|leave|preserve|don't touch|do not touch)\b|\b(stands?|pops?)\s+out$|^(please|thanks|thank you|thank u|thx|ty|cheers|plz|pls|it|this)$")
 MASKED = re.compile(r"\b(?:what|that|which)?\s*(?:i've|i have|i)\s+(?:masked|painted|selected|marked|highlighted)(?:\s+it)?\b")

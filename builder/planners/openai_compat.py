@@ -33,7 +33,10 @@ class OpenAIPlanner:
         max_tokens: int = 2048,
     ):
         """`model` None asks the server's `/models` for the one it serves (vLLM serves one)."""
-        self.endpoint = ChatEndpoint(base_url, role="Builder", unavailable=PlannerUnavailable, model=model, api_key=api_key, timeout=timeout)
+        self.endpoint = ChatEndpoint(
+            base_url, role="Builder", unavailable=PlannerUnavailable, model_flag="--openai-model",
+            model=model, api_key=api_key, timeout=timeout,
+        )
         self.temperature = temperature
         self.max_tokens = max_tokens
 

@@ -29,6 +29,7 @@ from bricks.spec import BrickSpec
 
 from . import intents
 from . import lexicon as lx
+from ..prompt import bare_instruction
 from .base import PlanRequest, PlanText
 
 
@@ -53,6 +54,7 @@ class _Builder:
     notes: list[str] = field(default_factory=list)
     segments: dict[tuple[str, tuple[str, ...]], dict[str, str]] = field(default_factory=dict)
     inverses: dict[str, str] = field(default_factory=dict)
+    references: list[str] = field(default_factory=list)  # the user's further images, for a general editor
 
     def general_editor(self) -> str | None:
         """The strongest general instruction editor available, if any."""
@@ -106,10 +108,11 @@ class RulesPlanner:
         return await anyio.to_thread.run_sync(self._plan, request)
 
     def _plan(self, request: PlanRequest) -> PlanText:
-        text = request.instruction.removeprefix("The user gave a mask. ")
+        text = bare_instruction(request.instruction)
         has_mask = "mask" in request.inits
         gpu_res = request.backends.get("RES") not in (None, "cpu")
         b = _Builder(request.instruction, {s.builder_id: s for s in request.bricks}, has_mask, gpu_res, self.weights)
+        b.references = [f"init[{name}]" for name, kind in request.inits.items() if name not in ("image", "mask") and kind == "Image"]
         reasons: list[str] = []
         remarks: list[tuple[str, PlanRefused]] = []
         adjust: dict[str, float] = {}
@@ -150,6 +153,8 @@ def _add_adjust(b: _Builder, settings: dict[str, float], mask: str | None = None
 def _plan_clause(b: _Builder, clause: str, target: lx.Target, settings: dict[str, float] | None = None, *, guessed: bool = False) -> str:
     """Add the steps for one clause and say what they do; refuse what no rule matches."""
     words = lx.words_of(clause)
+    if lx.ADDITION.search(clause) and b.general_editor():
+        return _general(b, clause)
     if lx.OUTPAINT.search(clause) and not (lx.RESIZE.search(clause) and target.kind in ("subject", "person", "object")):
         return _outpaint(b, clause)
     removal = lx.REMOVE.search(clause)
@@ -192,7 +197,7 @@ def _plan_clause(b: _Builder, clause: str, target: lx.Target, settings: dict[str
         b.current = b.add("FLUX-STYLE", {"image": b.current, "mask": mask, "prompt": caption, "style": f"{style} style"}, ("image",))["image"]
         return f"caption, then {style} style" + (" inside the mask" if mask else "")
     colour = lx.colour(clause)
-    if colour is not None and (lx.RECOLOR.search(clause) or target.kind != "image"):
+    if colour is not None and not lx.ADDITION.search(clause) and (lx.RECOLOR.search(clause) or target.kind != "image"):
         mask = b.segment(target if target.kind != "image" else lx.Target("subject", ""))["mask"]
         b.current = b.add("FLUX-RCM", {"image": b.current, "mask": mask, "prompt": f"make it {colour[0]}"}, ("image",))["image"]
         return f"recolour {target.phrase or 'the main subject' if not b.mask else 'the masked object'} to {colour[0]}"
@@ -218,6 +223,8 @@ def _general(b: _Builder, clause: str) -> str:
     inputs = {p.name: None for p in spec.inputs if not p.required} | {"image": b.current, "prompt": clause}
     if b.mask and spec.input("mask") is not None:
         inputs["mask"] = "init[mask]"
+    for name, ref in zip((p.name for p in spec.inputs if p.name.startswith("reference")), b.references, strict=False):
+        inputs[name] = ref
     b.current = b.add(editor, inputs, ("image",))["image"]
     return f"'{clause}' by the general editor {editor}" + (" inside the mask" if b.mask else "")
 

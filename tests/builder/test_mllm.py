@@ -90,10 +90,17 @@ def test_plans_run_when_the_bricks_have_no_unwritten_rules(sampler: MLLMPlanner,
     no colour words, no transparency rules): random valid plans of them run."""
     plain = {"SOS", "BBOX", "FASTINPAINT", "ADJUST", "BRIGHT", "INVERSE", "RESIZE", "CMI-PRED"}
     uri = cpu_registry.store.put(photo("chelsea")[::4, ::4]).uri
+    ran = 0
     for _ in range(8):
         plan = sampler.plan_sync(request(cpu_registry, only=plain))
-        _, _, execution = anyio.run(run_workflow, cpu_registry, plan.workflow, uri)
+        try:
+            _, _, execution = anyio.run(run_workflow, cpu_registry, plan.workflow, uri)
+        except StepFailed as exc:  # what the pixels decide (e.g. a 5x blow-up has no salient object) is not a rule
+            assert exc.brick == "segment_salient" and "no salient object" in exc.reason, exc
+            continue
         assert execution.results
+        ran += 1
+    assert ran >= 6
 
 
 def test_greedy_plan_with_a_user_mask_and_feedback(tiny_builder: Path, cpu_registry: Registry) -> None:

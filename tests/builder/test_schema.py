@@ -29,7 +29,7 @@ def validator(specs: list) -> Draft202012Validator:
 def test_schema_is_valid_draft_2020_12(specs: list) -> None:
     for inits in (None, {"image": "Image"}, {"image": "Image", "mask": "Mask", "reference": "Image"}):
         Draft202012Validator.check_schema(workflow_json_schema(specs, inits))
-    assert len(EXAMPLES) == 6
+    assert len(EXAMPLES) == 12
 
 
 @pytest.mark.parametrize("source", sorted(EXAMPLES))
@@ -40,7 +40,7 @@ def test_worked_examples_validate(source: str, validator: Draft202012Validator) 
 @pytest.mark.parametrize("source", sorted(EXAMPLES))
 def test_worked_examples_validate_with_their_inits(source: str, specs: list) -> None:
     example = EXAMPLES[source]
-    inits = {"image": "Image", **({"mask": "Mask"} if example.mask else {})}
+    inits = {"image": "Image", **({"mask": "Mask"} if example.mask else {}), **dict.fromkeys(example.images, "Image")}
     assert Draft202012Validator(workflow_json_schema(specs, inits)).is_valid(example.workflow)
 
 

@@ -37,7 +37,7 @@ def test_result_forms(result):
 
 @pytest.mark.parametrize("example", load_examples(), ids=lambda e: e.source)
 def test_worked_examples_validate_against_the_full_catalogue(example, registry):
-    inits = {"image": "Image", **({"mask": "Mask"} if example.mask else {})}
+    inits = {"image": "Image", **({"mask": "Mask"} if example.mask else {}), **dict.fromkeys(example.images, "Image")}
     warnings = validate_workflow(parse_workflow(example.workflow), registry, inits, check_available=False)
     assert warnings == []
 
