@@ -171,10 +171,10 @@ class Editor:
                         raise
                     break  # cannot re-plan: report the attempts so far
                 attempt = search.add(Attempt(self.planner.name, plan.reasoning, _as_json(plan.workflow), details=dict(plan.details)))
+                attempt.seconds["plan"] = round(time.perf_counter() - clock, 3)
                 try:
                     workflow = parse_workflow(plan.workflow)
                     attempt.warnings = [str(w) for w in validate_workflow(workflow, self.registry, types)]
-                    attempt.seconds["plan"] = round(time.perf_counter() - clock, 3)
                     if progress is not None:
                         progress.next_attempt(len(search.attempts))
                     execution = await execute(workflow, self.registry, inits, on_progress=progress) if run else None

