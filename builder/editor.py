@@ -100,6 +100,14 @@ class EditFailed(LegoEditError):
         return {"attempts": [a.as_dict() for a in self.attempts]}
 
 
+def check_instruction(instruction: str, hint: str) -> None:
+    """Refuse an empty instruction (saying `hint`) or one too long for a planner or judge."""
+    if not instruction.strip():
+        raise InvalidInput(f"is empty: {hint}", param="instruction")
+    if len(instruction) > MAX_INSTRUCTION:
+        raise InvalidInput(f"is {len(instruction):,} characters long; at most {MAX_INSTRUCTION:,} are allowed", param="instruction")
+
+
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -136,10 +144,7 @@ class Editor:
         on_progress: ProgressCallback | None = None,
     ) -> EditOutcome:
         """Plan (and with `run`, execute and judge) an edit; raises `EditFailed` when no attempt works."""
-        if not instruction.strip():
-            raise InvalidInput("is empty: say what to change", param="instruction")
-        if len(instruction) > MAX_INSTRUCTION:
-            raise InvalidInput(f"is {len(instruction):,} characters long; at most {MAX_INSTRUCTION:,} are allowed", param="instruction")
+        check_instruction(instruction, "say what to change")
         types = inits_types(mask is not None, extra)
         refs = {"image": image, **({"mask": mask} if mask is not None else {}), **(extra or {})}
         inits = await anyio.to_thread.run_sync(store_inits, self.registry, refs, types)  # decoding: off the loop

@@ -20,13 +20,13 @@ from pydantic import BaseModel, Field, WithJsonSchema
 from bricks import InvalidInput
 from bricks.images import thumbnail
 from bricks.render import IMAGE_RESULT_SCHEMA
-from builder.editor import MAX_INSTRUCTION, EditFailed, Editor, run_workflow
+from builder.editor import MAX_INSTRUCTION, EditFailed, Editor, check_instruction, run_workflow
 from builder.executor import Execution, StepFailed, store_inits
 from builder.judges.base import JudgeRequest, JudgeUnavailable
 from builder.judges.sampling import SamplingJudge
+from builder.judges.select import choose_judge
 from builder.planners.base import PlannerUnavailable, feedback_text
 from builder.planners.sampling import SamplingPlanner
-from builder.judges.select import choose_judge
 from builder.planners.select import choose
 from builder.prompt import instruction_text
 
@@ -144,7 +144,8 @@ def register(server: "MCPServer[Any]", runtime: "Runtime") -> None:
 
     planning_tool("lego_edit", (
         "Edit an image as a plain-language instruction says: the Builder plans a workflow of these tools "
-        "and the server runs it. Returns the results, the plan, its timings and every plan tried."
+        "and the server runs it, judges the result and re-plans when it scores low. Returns the best results, "
+        "the plan, its timings and every plan tried with its scores."
     ), EditResult, run=True)
     planning_tool("plan_edit", "Plan an edit without running it: the reasoning and the checked workflow, for run_workflow.",
                   PlanResult, run=False)
@@ -190,10 +191,7 @@ def register(server: "MCPServer[Any]", runtime: "Runtime") -> None:
         return Sample(messages, max_tokens=1024, temperature=0.0)
 
     def judge_request(image: str, edited: str, instruction: str) -> JudgeRequest:
-        if not instruction.strip():
-            raise InvalidInput("is empty: give the instruction the edit was made for", param="instruction")
-        if len(instruction) > MAX_INSTRUCTION:
-            raise InvalidInput(f"is {len(instruction):,} characters long; at most {MAX_INSTRUCTION:,} are allowed", param="instruction")
+        check_instruction(instruction, "give the instruction the edit was made for")
         uris = store_inits(registry, {"image": image, "edited": edited}, {"image": "Image", "edited": "Image"})
         source, result = (registry.store.get(registry.store.parse_uri(uris[k])) for k in ("image", "edited"))
         return JudgeRequest(source, result, instruction.strip())

@@ -15,7 +15,8 @@ from ..editor import Verify
 from ..settings import PlanningSettings
 from .base import Judge, JudgeUnavailable
 
-NO_JUDGE = "no judge is available: configure the Builder model or --judge-url, or use a client that offers sampling"
+NO_JUDGE = ("no judge is available: configure the Builder model or --judge-url, or use a client that offers sampling "
+            "(inside lego_edit: on the handshake protocol generation)")
 
 
 def choose_judge(settings: PlanningSettings, models: ModelConfig, *, can_sample: bool) -> str:

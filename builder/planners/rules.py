@@ -305,7 +305,8 @@ def _refusal(clause: str) -> str:
         "for the whole image, the background, the main subject, a person or a face; a style by name (grey, sepia, "
         "sketch, cartoon, watercolour); recolouring the main subject or a masked object to a named colour; removing "
         "a masked object; a background in a colour, blurred or transparent; outpainting by a ratio; making the main "
-        "object bigger or smaller; and cutting it out. Other objects need a mask"
+        "object bigger or smaller; and cutting it out. Other objects need a mask; adding objects, actions and text "
+        "need a general editor (qwen_image_edit, flux2_klein_edit or kontext_edit, on a GPU)"
     )
     return (
         f"cannot plan '{clause}' offline: {text}. For other edits use a model planner "
