@@ -25,11 +25,12 @@ IMAGE_SIDE = 448  # long side the image is brought to, as the planner does
 
 def ask(
     models: ModelManager, image: np.ndarray, question: str | Callable[[int, int], str], *, max_new_tokens: int,
-    grammar: str | None = None, what: str, more: Sequence[np.ndarray] = (),
+    grammar: str | None = None, what: str, more: Sequence[np.ndarray] = (), check_cancelled: Callable[[], None] | None = None,
 ) -> tuple[str, tuple[int, int]]:  # fmt: skip
     """The Builder's answer about `image` (and the images `more`, shown after it), and the
     (height, width) of `image` as the model saw it: Qwen2.5-VL grounds boxes in those pixels, so
-    `question` may be a function of them. Greedy; with `grammar` (Lark), the answer follows it."""
+    `question` may be a function of them. Greedy; with `grammar` (Lark), the answer follows it.
+    `check_cancelled` is called before each token (it raises to stop)."""
     import torch
     from transformers import LogitsProcessorList
 
@@ -44,6 +45,8 @@ def ask(
     batch = loaded.processor(text=[prompt], images=pils, return_tensors="pt")
     inputs = {k: v.to(loaded.device) for k, v in batch.items()}
     constraint = [_Constrained(loaded.lark_matcher(grammar), loaded.lltok.vocab_size, what)] if grammar else []
+    if check_cancelled is not None:
+        constraint.insert(0, _Cancellable(check_cancelled))
 
     def generate() -> Any:
         with torch.inference_mode():
@@ -76,6 +79,17 @@ def load_builder(entry: ModelEntry, device: Any, dtype: Any) -> tuple[Any, Qwen]
     except qwen.QwenUnavailable as exc:
         raise BrickFailed("builder", str(exc)) from None
     return loaded.model, loaded
+
+
+class _Cancellable:
+    """A logits processor that leaves the scores alone and stops the generation once cancelled."""
+
+    def __init__(self, check: Callable[[], None]):
+        self.check = check
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        self.check()
+        return scores
 
 
 class _Constrained:

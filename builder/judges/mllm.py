@@ -1,11 +1,13 @@
 """The `transformers` judge: the Builder MLLM (the manager's shared `builder` model) shown the
-original and the edit, its answer held by grammar to the verdict's JSON Schema."""
+original and the edit, its answer held by grammar to the verdict's JSON Schema; a cancelled
+caller stops the generation at the next token."""
 
 from __future__ import annotations
 
 import json
 import time
 
+import anyio.from_thread
 import anyio.to_thread
 
 from bricks.errors import BrickFailed
@@ -29,7 +31,7 @@ class MLLMJudge:
 
         def answer() -> str:
             text, _ = ask(self.models, request.source, request.prompt(), more=(request.edited,), grammar=GRAMMAR,
-                          max_new_tokens=MAX_TOKENS, what="judge_edit")  # fmt: skip
+                          max_new_tokens=MAX_TOKENS, what="judge_edit", check_cancelled=anyio.from_thread.check_cancelled)  # fmt: skip
             return text
 
         started = time.perf_counter()

@@ -134,3 +134,27 @@ def test_grey_images_can_be_judged() -> None:
     grey = np.full((32, 40), 128, np.uint8)
     request = JudgeRequest(grey, grey, "brighter")
     assert "brighter" in request.prompt()
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_judgement_stops_at_the_next_token(tiny_builder: Path, request_: JudgeRequest) -> None:
+    import anyio
+
+    config = ModelConfig.load(device="cpu").with_builder(str(tiny_builder), "Builder")
+    judge = Judges(PlanningSettings(), ModelManager(config)).get("transformers")
+    await judge.judge(request_)  # loaded and warm
+    tokens = []
+    model = judge.models.load("builder", None)[0]
+    hook = model.lm_head.register_forward_hook(lambda *_: tokens.append(1))
+    try:
+        await judge.judge(request_)
+        whole = len(tokens)
+        tokens.clear()
+        with anyio.move_on_after(0.05) as scope:
+            await judge.judge(request_)
+        assert scope.cancelled_caught
+        stopped = len(tokens)
+        await anyio.sleep(0.3)
+        assert len(tokens) == stopped < whole  # stopped part-way, and nothing ran on after the cancel
+    finally:
+        hook.remove()
