@@ -15,15 +15,17 @@ import anyio.to_thread
 from mcp.server import NotificationOptions
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
-from mcp.types import Tool, ToolAnnotations
+from mcp.shared.exceptions import MCPError
+from mcp.types import CallToolResult, TextContent, Tool, ToolAnnotations
 
 from bricks import Brick, BrickFailed, InvalidInput, StoredImage
 from bricks.store import URI_PREFIX
 
 from . import __version__, register_tool, workflow_tools
 from .notify import ToolListNotifier, watch_sources
-from .runtime import Runtime
 from .results import error_result, tool_result
+from .runtime import Runtime
+from .tasks import LONG_TOOLS, TaskRunner, TasksExtension, progress_of
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +88,16 @@ class LegoEditServer(MCPServer[Any]):
 
     def __init__(self, runtime: Runtime):
         self.notifier = ToolListNotifier()
-        super().__init__(
-            "lego-edit-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=_lifespan,
-            subscriptions=self.notifier.bus,
-        )
-        self.middleware.append(self.notifier.middleware)
         self.runtime = runtime
         self.registry = runtime.registry
+        self.tasks = TaskRunner(runtime.settings.tasks, self._run_detached, self._is_long)
+        tasks = TasksExtension(self.tasks)
+        self.tasks.on_change = tasks.notify
+        super().__init__(
+            "lego-edit-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=_lifespan,
+            subscriptions=self.notifier.bus, extensions=[tasks],
+        )
+        self.middleware.extend([self.notifier.middleware, tasks.middleware])
         self.resource(
             "lego://images/{image_id}",
             name="image",
@@ -112,9 +117,8 @@ class LegoEditServer(MCPServer[Any]):
     ) -> Any:
         if name not in self.registry:
             return await super().call_tool(name, arguments, context)
-        progress = context.report_progress if context is not None and context.request_context is not None else None
         try:
-            outputs = await self.registry.call(name, arguments, on_progress=progress)
+            outputs = await self.registry.call(name, arguments, on_progress=progress_of(context))
         except (InvalidInput, BrickFailed) as exc:
             log.info("tool %s: %s", name, exc)
             return error_result(exc)
@@ -123,6 +127,23 @@ class LegoEditServer(MCPServer[Any]):
         if pixels <= _INLINE_THUMBNAIL_PIXELS:  # a thread hop costs more than these thumbnails
             return tool_result(self.registry, self.runtime.settings.results, brick, outputs)
         return await anyio.to_thread.run_sync(tool_result, self.registry, self.runtime.settings.results, brick, outputs)
+
+    def _is_long(self, name: str) -> bool:
+        """Tools that may run as tasks: the planning and workflow tools, and the bricks a GPU runs."""
+        if name in LONG_TOOLS:
+            return True
+        return name in self.registry and self.registry.backend_for(self.registry.get(name))[0] == "gpu"
+
+    async def _run_detached(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """A tool call with no request behind it (a task's work), as the wire would carry its result."""
+        try:
+            result = await self.call_tool(name, arguments)
+        except MCPError:
+            raise
+        except Exception as exc:  # as the SDK answers a tool that raised: an error result
+            log.info("task of tool %s: %s", name, exc)
+            result = CallToolResult(content=[TextContent(text=str(exc))], is_error=True)
+        return result.model_dump(by_alias=True, mode="json", exclude_none=True)
 
     async def _read_image(self, image_id: str) -> bytes:
         try:

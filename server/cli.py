@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    common, planning, http = flags("store", "bricks", "results", "tools", "remote"), flags("planning"), flags("http")
+    common, planning, http = flags("store", "bricks", "results", "tools", "remote"), flags("planning"), flags("tasks", "http")
 
     p = argparse.ArgumentParser(prog="lego-edit-mcp", description="Lego-Edit image-editing bricks as an MCP server.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

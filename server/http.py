@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import json
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.transport_security import TransportSecuritySettings
+
+from .tasks import IDENTITY
 
 if TYPE_CHECKING:
     from .settings import HttpSettings
@@ -36,20 +39,27 @@ def security_settings(host: str, port: int, extra_hosts: list[str], extra_origin
 
 
 class BearerAuth:
-    """ASGI middleware: every HTTP request must carry `Authorization: Bearer <token>`."""
+    """ASGI middleware: every HTTP request must carry `Authorization: Bearer <token>`, one of
+    the configured tokens (space-separated). The request is marked with a digest of the token,
+    the caller's identity (its tasks are its own)."""
 
-    def __init__(self, app: Any, token: str):
+    def __init__(self, app: Any, tokens: str):
         self.app = app
-        self._expected = token.encode()
+        self._expected = [t.encode() for t in tokens.split()]
+        if not self._expected:
+            raise ValueError("the HTTP token is empty")
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             given = dict(scope.get("headers", [])).get(b"authorization", b"")
             scheme, _, credentials = given.strip().partition(b" ")
-            # The scheme is case-insensitive (RFC 9110, section 11.1); the token is compared in constant time.
-            if scheme.lower() != b"bearer" or not hmac.compare_digest(credentials.strip(), self._expected):
+            credentials = credentials.strip()
+            # The scheme is case-insensitive (RFC 9110, section 11.1); tokens are compared in constant time, all of them.
+            matches = [hmac.compare_digest(credentials, token) for token in self._expected]
+            if scheme.lower() != b"bearer" or not any(matches):
                 await _unauthorized(send)
                 return
+            scope[IDENTITY] = "token:" + hashlib.sha256(credentials).hexdigest()[:16]
         await self.app(scope, receive, send)
 
 

@@ -56,13 +56,21 @@ class ResultSettings(Section):
     thumbnail_bytes: Size = Field(100_000, description="largest encoded thumbnail, in bytes (it is shrunk until it fits)")
 
 
+class TaskSettings(Section):
+    """Tool calls that run as MCP tasks (long edits that outlive a host's timeout)."""
+
+    task_ttl: float = Field(3600.0, gt=0, description="seconds a task and its result are kept after it starts")
+    max_tasks: int = Field(100, ge=1, description="tasks kept at most (finished ones are dropped oldest first; beyond it, new calls run without a task)")
+    task_poll_interval: float = Field(1.0, gt=0, description="seconds between polls that clients are asked to keep")
+
+
 class HttpSettings(Section):
     """How `serve` listens."""
 
     transport: Literal["stdio", "http"] = Field("stdio", description="stdio for hosts that start the server (Claude Desktop), http for remote clients")
     host: str = Field("127.0.0.1", description="address the HTTP server listens on")
     port: int = Field(8000, ge=1, le=65535, description="port of the HTTP server")
-    token: SecretStr | None = Field(None, description="bearer token HTTP clients must send")
+    token: SecretStr | None = Field(None, description="bearer token HTTP clients must send; several, space-separated, give each holder its own tasks")
     no_auth: bool = Field(False, description="serve HTTP without a token (loopback addresses only)")
     allowed_hosts: Entries = Field((), description="extra Host headers to accept, HOST[:PORT]")
     allowed_origins: Entries = Field((), description="extra Origin headers to accept")
@@ -87,7 +95,7 @@ class RemoteSettings(Section):
 
 SECTIONS: dict[str, type[Section]] = {
     "store": StoreSettings, "bricks": BrickSettings, "planning": PlanningSettings,
-    "tools": ToolSettings, "results": ResultSettings, "http": HttpSettings, "remote": RemoteSettings,
+    "tools": ToolSettings, "results": ResultSettings, "tasks": TaskSettings, "http": HttpSettings, "remote": RemoteSettings,
 }
 SECTION_OF: dict[str, str] = {}
 """Setting name -> its section: the names are unique across sections, so one name is enough."""
@@ -111,6 +119,7 @@ class Settings(BaseModel):
     planning: PlanningSettings = Field(default_factory=PlanningSettings)
     tools: ToolSettings = Field(default_factory=ToolSettings)
     results: ResultSettings = Field(default_factory=ResultSettings)
+    tasks: TaskSettings = Field(default_factory=TaskSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     remote: RemoteSettings = Field(default_factory=RemoteSettings)
 

@@ -31,6 +31,7 @@ from builder.planners.select import choose
 from builder.prompt import instruction_text
 
 from .results import error_result, image_content
+from .tasks import has_request, progress_of
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -83,7 +84,7 @@ def register(server: "MCPServer[Any]", runtime: "Runtime") -> None:
     registry, settings, prompt = runtime.registry, runtime.settings, runtime.prompt
 
     def wants_sampling(ctx: Context[Any, Any]) -> bool:
-        caps = ctx.client_capabilities
+        caps = _capabilities(ctx)
         return choose(settings.planning, registry.model_config, can_sample=caps is not None and caps.sampling is not None) == "sampling"
 
     async def sample_first_plan(
@@ -110,15 +111,14 @@ def register(server: "MCPServer[Any]", runtime: "Runtime") -> None:
 
     def editor_for(ctx: Context[Any, Any], sampled: types.CreateMessageResult | None) -> Editor:
         planner = SamplingPlanner(_text_of(sampled), _legacy_ask(ctx, feedback_text)) if sampled is not None else None
-        caps = ctx.client_capabilities
+        caps = _capabilities(ctx)
         can_sample = caps is not None and caps.sampling is not None
         return runtime.editor(planner, _legacy_ask(ctx, _judge_messages) if can_sample else None)
 
     async def edit(image: str, instruction: str, mask: str | None, inputs: dict[str, str] | None, ctx: Context[Any, Any], sampled: Any, run: bool):
         """lego_edit (run=True) and plan_edit: plan, check, maybe run; the tool result either way."""
-        progress = ctx.report_progress if ctx.request_context is not None else None
         try:
-            outcome = await editor_for(ctx, sampled).edit(image, instruction, mask, inputs, run=run, on_progress=progress)
+            outcome = await editor_for(ctx, sampled).edit(image, instruction, mask, inputs, run=run, on_progress=progress_of(ctx))
         except (EditFailed, InvalidInput, PlannerUnavailable) as exc:
             return error_result(exc)
         if run:
@@ -165,9 +165,8 @@ def register(server: "MCPServer[Any]", runtime: "Runtime") -> None:
         mask: MaskArg = None,
         inputs: InputsArg = None,
     ) -> Annotated[types.CallToolResult, RunResult]:
-        progress = ctx.report_progress if ctx.request_context is not None else None
         try:
-            parsed, warnings, execution = await run_workflow(registry, workflow, image, mask, inputs, on_progress=progress)
+            parsed, warnings, execution = await run_workflow(registry, workflow, image, mask, inputs, on_progress=progress_of(ctx))
         except (StepFailed, InvalidInput) as exc:
             return error_result(exc)
         return await _with_images(runtime, execution, "run_workflow", {
@@ -177,7 +176,7 @@ def register(server: "MCPServer[Any]", runtime: "Runtime") -> None:
         })
 
     def wants_sampled_verdict(ctx: Context[Any, Any]) -> bool:
-        caps = ctx.client_capabilities
+        caps = _capabilities(ctx)
         return choose_judge(settings.planning, registry.model_config, can_sample=caps is not None and caps.sampling is not None) == "sampling"
 
     async def sample_verdict(image: str, edited: str, instruction: str, ctx: Context[Any, Any]) -> Sample | None:
@@ -253,6 +252,11 @@ async def _with_images(runtime: "Runtime", execution: Execution, label: str, str
     return types.CallToolResult(content=content, structured_content=structured)
 
 
+def _capabilities(ctx: Context[Any, Any]) -> types.ClientCapabilities | None:
+    """The caller's capabilities; none for a call with no request behind it (a task's work)."""
+    return ctx.client_capabilities if has_request(ctx) else None
+
+
 def _text_of(result: types.CreateMessageResult) -> str:
     content = result.content if isinstance(result.content, list) else [result.content]
     return "".join(c.text for c in content if isinstance(c, types.TextContent))
@@ -261,7 +265,7 @@ def _text_of(result: types.CreateMessageResult) -> str:
 def _legacy_ask(ctx: Context[Any, Any], messages: Callable[[Any], str | list[types.SamplingMessage]]):
     """A sampling request in the middle of a call (a re-plan, a judgement): handshake-era sessions only.
     `messages` turns the request asked about into the text or messages sent."""
-    if ctx.request_context is None or ctx.request_context.session is None:
+    if not has_request(ctx) or ctx.request_context.session is None:
         return None
     if str(getattr(ctx, "protocol_version", "")) >= "2026-07-28":
         return None

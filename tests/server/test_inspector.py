@@ -67,3 +67,17 @@ def test_inspector_lists_strictly_calls_and_reads(inspector, settings, photo_fil
     grey = np.asarray(Image.open(io.BytesIO(base64.b64decode(contents["blob"]))))
     assert grey.shape == (300, 451, 3)
     assert (grey.max(axis=2).astype(int) - grey.min(axis=2)).max() <= 1  # saturation -1: grey
+
+
+def test_inspector_gets_lego_edit_answered_in_full_not_as_a_task(inspector, settings, photo_file):
+    """Inspector 2.12.0 lists the tasks extension among its capabilities, yet its CLI asks for no
+    task on the call (no `task` parameter, no extension in the request's capabilities): the
+    server answers as before, with the whole result."""
+    called = run_inspector(
+        inspector, settings, "--method", "tools/call", "--tool-name", "lego_edit",
+        "--tool-arg", f"image={photo_file.name}", "--tool-arg", "instruction=make it warmer",
+    )  # fmt: skip
+    assert called.returncode == 0, called.stderr
+    result = json.loads(called.stdout)
+    assert result["isError"] is False and result.get("resultType", "complete") == "complete"
+    assert result["structuredContent"]["workflow"]["pipeline"][0]["model"] == "ADJUST"
