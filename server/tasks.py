@@ -180,7 +180,7 @@ class TaskRunner:
         if self.store is None:
             self.store = MemoryTaskStore(self.settings.max_tasks)
         self._portal: anyio.from_thread.BlockingPortal | None = None
-        self._stack = contextlib.ExitStack()
+        self._held = contextlib.ExitStack()  # keeps the worker loop for the process's life
         self._running: dict[str, Any] = {}  # task id -> the future of its work
         self._lock = threading.Lock()
 
@@ -197,7 +197,7 @@ class TaskRunner:
         future = self._loop().start_task_soon(self._work, record.task_id, tool, arguments)
         with self._lock:
             self._running[record.task_id] = future
-        future.add_done_callback(lambda _: self._forget(record.task_id))
+        future.add_done_callback(lambda done: self._forget(record.task_id, done.cancelled()))
         return record
 
     def get(self, owner: str, task_id: str) -> TaskRecord:
@@ -225,14 +225,11 @@ class TaskRunner:
                 return record
             await anyio.sleep(0.05)
 
-    def close(self) -> None:
-        self._stack.close()
-
     # -- the work ----------------------------------------------------------------------------
     def _loop(self) -> anyio.from_thread.BlockingPortal:
         with self._lock:
             if self._portal is None:
-                self._portal = self._stack.enter_context(anyio.from_thread.start_blocking_portal())
+                self._portal = self._held.enter_context(anyio.from_thread.start_blocking_portal())
             return self._portal
 
     async def _work(self, task_id: str, tool: str, arguments: dict[str, Any]) -> None:
@@ -274,9 +271,11 @@ class TaskRunner:
             except Exception:  # telling the client is best effort
                 log.debug("could not send the status of task %s", task_id, exc_info=True)
 
-    def _forget(self, task_id: str) -> None:
+    def _forget(self, task_id: str, cancelled: bool) -> None:
         with self._lock:
             self._running.pop(task_id, None)
+        if cancelled:  # cancelled before its work began: nothing else will say so
+            self._update(task_id, status="cancelled", message="cancelled by the client")
 
 
 def _iso(seconds: float) -> str:
