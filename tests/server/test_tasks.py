@@ -240,7 +240,7 @@ async def test_short_tools_and_a_full_store_run_directly(settings, photo_file):
         assert not isinstance(plain, TaskHandle)  # a CPU brick: quick, never a task
         first = await start_modern(client, "lego_edit", args)
         await poll(client, first, until=lambda t: True)
-        server.tasks.store.owned_by("local")[0].status  # noqa: B018 - it is kept
+        assert [r.task_id for r in server.tasks.store.owned_by("local")] == [first]  # in-memory and stdio callers are 'local'
         held = server.tasks.store.get(first)
         held.status = "working"
         server.tasks.store.save(held)  # pretend it still runs: the store is full
