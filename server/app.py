@@ -25,7 +25,8 @@ from . import __version__, register_tool, workflow_tools
 from .notify import ToolListNotifier, watch_sources
 from .results import error_result, tool_result
 from .runtime import Runtime
-from .tasks import LONG_TOOLS, TaskRunner, TasksExtension, progress_of
+from .task_protocol import TasksExtension
+from .tasks import LONG_TOOLS, TaskRunner, progress_of
 
 log = logging.getLogger(__name__)
 

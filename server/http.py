@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcp.server.transport_security import TransportSecuritySettings
 
-from .tasks import IDENTITY
+from .task_protocol import IDENTITY
 
 if TYPE_CHECKING:
     from .settings import HttpSettings

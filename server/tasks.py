@@ -15,30 +15,28 @@ The work runs on the runner's own event loop (a thread), not the connection's: a
 survives the client disconnecting, and a cancel stops the work at its next step (GPU bricks
 check between denoising steps). Tasks belong to the caller's identity (the bearer token's
 digest over HTTP, `local` otherwise): no one else can see, poll or cancel them. The store is a
-small interface (`TaskStore`) so that a shared one can replace the in-process one.
+small interface (`server.task_store.TaskStore`) so that a shared one can replace the in-process one;
+the wire side is `server.task_protocol`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import datetime
 import logging
 import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.from_thread
-import anyio.lowlevel
-import anyio.to_thread
-from mcp.server.extension import Extension, MethodBinding
 from mcp.shared.exceptions import MCPError
-from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, RequestParams
-from pydantic import ConfigDict
+from mcp.types import INTERNAL_ERROR
+
+from .task_store import TERMINAL, MemoryTaskStore, TaskNotFound, TaskRecord, TaskStore
 
 if TYPE_CHECKING:
     from bricks.context import ProgressCallback
@@ -47,12 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXTENSION = "io.modelcontextprotocol/tasks"
-LEGACY = "2025-11-25"  # the one handshake revision with tasks
-RELATED = "io.modelcontextprotocol/related-task"
 LONG_TOOLS = ("lego_edit", "run_workflow")
-TERMINAL = ("completed", "failed", "cancelled")
-IDENTITY = "lego_edit.identity"  # ASGI scope key the HTTP auth sets
 
 _progress: contextvars.ContextVar[ProgressCallback | None] = contextvars.ContextVar("task_progress", default=None)
 
@@ -72,96 +65,6 @@ def has_request(context: Any) -> bool:
         return context is not None and context.request_context is not None
     except ValueError:  # the SDK's way of saying "outside of a request"
         return False
-
-
-class TaskNotFound(Exception):
-    """No task of this caller has the id (never made, someone else's, or purged)."""
-
-
-@dataclass
-class TaskRecord:
-    task_id: str
-    owner: str
-    tool: str
-    created: float
-    ttl_ms: int
-    poll_ms: int
-    status: str = "working"
-    message: str | None = None
-    updated: float = 0.0
-    result: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-
-    @property
-    def expired(self) -> bool:
-        return time.time() > self.created + self.ttl_ms / 1000
-
-    def wire(self, *, modern: bool, inline: bool = True) -> dict[str, Any]:
-        """The task as either generation writes it; `inline` puts a finished task's result or
-        error in (2026-07-28's `tasks/get`)."""
-        task = {
-            "taskId": self.task_id, "status": self.status, "createdAt": _iso(self.created),
-            "lastUpdatedAt": _iso(self.updated or self.created),
-        }  # fmt: skip
-        if self.message:
-            task["statusMessage"] = self.message
-        if modern:
-            task |= {"ttlMs": self.ttl_ms, "pollIntervalMs": self.poll_ms}
-            if inline and self.status == "completed":
-                task["result"] = self.result
-            if inline and self.status == "failed":
-                task["error"] = self.error
-        else:
-            task |= {"ttl": self.ttl_ms, "pollInterval": self.poll_ms}
-        return task
-
-
-class TaskStore(Protocol):
-    """Where tasks are kept. Records are values: `save` replaces the stored one."""
-
-    def add(self, record: TaskRecord) -> bool:
-        """Keep a new task; False when the store is full of unfinished ones."""
-
-    def get(self, task_id: str) -> TaskRecord | None: ...
-
-    def save(self, record: TaskRecord) -> None: ...
-
-    def owned_by(self, owner: str) -> list[TaskRecord]: ...
-
-
-class MemoryTaskStore:
-    """The in-process store: at most `limit` tasks; finished and expired ones go first."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self._records: dict[str, TaskRecord] = {}
-        self._lock = threading.Lock()
-
-    def add(self, record: TaskRecord) -> bool:
-        with self._lock:
-            for old in [r for r in self._records.values() if r.expired]:
-                del self._records[old.task_id]
-            finished = sorted((r for r in self._records.values() if r.status in TERMINAL), key=lambda r: r.created)
-            while len(self._records) >= self.limit and finished:
-                del self._records[finished.pop(0).task_id]
-            if len(self._records) >= self.limit:
-                return False
-            self._records[record.task_id] = replace(record)
-            return True
-
-    def get(self, task_id: str) -> TaskRecord | None:
-        with self._lock:
-            record = self._records.get(task_id)
-            return replace(record) if record is not None else None
-
-    def save(self, record: TaskRecord) -> None:
-        with self._lock:
-            if record.task_id in self._records:
-                self._records[record.task_id] = replace(record)
-
-    def owned_by(self, owner: str) -> list[TaskRecord]:
-        with self._lock:
-            return [replace(r) for r in self._records.values() if r.owner == owner and not r.expired]
 
 
 Call = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -276,148 +179,3 @@ class TaskRunner:
             self._running.pop(task_id, None)
         if cancelled:  # cancelled before its work began: nothing else will say so
             self._update(task_id, status="cancelled", message="cancelled by the client")
-
-
-def _iso(seconds: float) -> str:
-    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def owner_of(ctx: Any) -> str:
-    """The caller's identity: the digest of its bearer token over HTTP, else 'local' (one user:
-    stdio, in-memory)."""
-    request = getattr(ctx, "request", None)
-    scope = getattr(request, "scope", None) or {}
-    return scope.get(IDENTITY, "local")
-
-
-class TaskParams(RequestParams):
-    model_config = ConfigDict(extra="allow")
-    task_id: Any = None
-
-
-class TasksExtension(Extension):
-    """Tasks for the long tools: the 2026-07-28 extension, plus the handshake generation's
-    experimental tasks through `middleware` (its `{task}` result is not a CallToolResult, so
-    it must skip the SDK's result check, which only a middleware may)."""
-
-    identifier = EXTENSION
-
-    def __init__(self, runner: TaskRunner):
-        self.runner = runner
-        self._started_on: dict[str, tuple[Any, Any]] = {}  # handshake-era task id -> (its connection, that loop's token)
-
-    def methods(self) -> list[MethodBinding]:
-        both = [("tasks/get", self._get), ("tasks/cancel", self._cancel)]
-        modern = [("tasks/update", self._update)]
-        legacy = [("tasks/result", self._result), ("tasks/list", self._list)]
-        return [
-            *(MethodBinding(m, TaskParams, h) for m, h in both),
-            *(MethodBinding(m, TaskParams, h, frozenset({"2026-07-28"})) for m, h in modern),
-            *(MethodBinding(m, TaskParams, h, frozenset({LEGACY})) for m, h in legacy),
-        ]
-
-    # -- starting ------------------------------------------------------------------------------
-    async def intercept_tool_call(self, params: Any, ctx: Any, call_next: Any) -> Any:
-        if _modern(ctx) and _declares(ctx) and self.runner.eligible(params.name):
-            record = self.runner.start(owner_of(ctx), params.name, params.arguments or {})
-            if record is not None:
-                return {"resultType": "task", **record.wire(modern=True, inline=False)}
-        return await call_next(ctx)
-
-    async def middleware(self, ctx: Any, call_next: Any) -> Any:
-        """The handshake generation: `tools/call` with `task`, and what `initialize` and
-        `tools/list` must say for clients to use it."""
-        if ctx.protocol_version == LEGACY and ctx.method == "tools/call" and isinstance(ctx.params, dict):
-            task, name = ctx.params.get("task"), ctx.params.get("name")
-            if isinstance(task, dict) and isinstance(name, str) and self.runner.eligible(name):
-                ttl = task.get("ttl") if isinstance(task.get("ttl"), int) and task["ttl"] > 0 else None
-                record = self.runner.start(owner_of(ctx), name, ctx.params.get("arguments") or {}, ttl)
-                if record is not None:
-                    self._remember(record.task_id, ctx)
-                    return {"task": record.wire(modern=False)}
-        result = await call_next(ctx)
-        if ctx.method == "initialize" and isinstance(result, dict) and result.get("protocolVersion") == LEGACY:
-            result.setdefault("capabilities", {})["tasks"] = {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}
-        if ctx.method == "tools/list" and ctx.protocol_version == LEGACY and isinstance(result, dict):
-            for tool in result.get("tools", []):
-                if self.runner.eligible(tool.get("name", "")):
-                    tool["execution"] = {"taskSupport": "optional"}
-        return result
-
-    # -- the methods --------------------------------------------------------------------------
-    async def _get(self, ctx: Any, params: TaskParams) -> dict[str, Any]:
-        self._check(ctx)
-        return self._found(ctx, params).wire(modern=_modern(ctx))
-
-    async def _cancel(self, ctx: Any, params: TaskParams) -> dict[str, Any]:
-        self._check(ctx)
-        with _invalid():
-            record = self.runner.cancel(owner_of(ctx), params.task_id)
-        if _modern(ctx):
-            return {}
-        if record.status not in TERMINAL:
-            record = replace(record, status="cancelled", message="cancelled by the client")
-        return record.wire(modern=False)
-
-    async def _update(self, ctx: Any, params: TaskParams) -> dict[str, Any]:
-        self._check(ctx)
-        self._found(ctx, params)  # no task of this server ever asks for input: nothing to take
-        return {}
-
-    async def _result(self, ctx: Any, params: TaskParams) -> dict[str, Any]:
-        with _invalid():
-            record = await self.runner.wait(owner_of(ctx), params.task_id)
-        related = {RELATED: {"taskId": record.task_id}}
-        if record.status == "completed":
-            return {**record.result, "_meta": {**(record.result or {}).get("_meta", {}), **related}}
-        error = record.error or {"code": INTERNAL_ERROR, "message": record.message or "cancelled"}
-        raise MCPError(code=error["code"], message=error["message"], data=related)
-
-    async def _list(self, ctx: Any, params: TaskParams) -> dict[str, Any]:
-        records = sorted(self.runner.store.owned_by(owner_of(ctx)), key=lambda r: r.created, reverse=True)
-        return {"tasks": [r.wire(modern=False) for r in records]}
-
-    def _found(self, ctx: Any, params: TaskParams) -> TaskRecord:
-        with _invalid():
-            return self.runner.get(owner_of(ctx), params.task_id)
-
-    def _check(self, ctx: Any) -> None:
-        """2026-07-28: only clients that declare the extension may use its methods."""
-        if _modern(ctx) and not _declares(ctx):
-            from mcp.server.mcpserver.server import require_client_extension
-
-            require_client_extension(ctx, EXTENSION)
-
-    def _remember(self, task_id: str, ctx: Any) -> None:
-        """The connection that started a handshake-era task hears when it ends."""
-        connection = getattr(ctx.session, "_connection", None)
-        if connection is not None:
-            self._started_on[task_id] = (connection, anyio.lowlevel.current_token())
-
-    async def notify(self, record: TaskRecord) -> None:
-        """`notifications/tasks/status` to the handshake-era connection that started the task
-        (sent on that connection's own event loop)."""
-        connection, token = self._started_on.pop(record.task_id, (None, None))
-        if connection is not None:
-            params = {**record.wire(modern=False), "_meta": {RELATED: {"taskId": record.task_id}}}
-            await anyio.to_thread.run_sync(
-                lambda: anyio.from_thread.run(connection.notify, "notifications/tasks/status", params, token=token)
-            )
-
-
-def _modern(ctx: Any) -> bool:
-    return ctx.protocol_version != LEGACY and ctx.protocol_version >= "2026-07-28"
-
-
-def _declares(ctx: Any) -> bool:
-    capabilities = ctx.session.client_capabilities
-    return bool(capabilities and capabilities.extensions and EXTENSION in capabilities.extensions)
-
-
-@contextlib.contextmanager
-def _invalid() -> Iterator[None]:
-    """An unknown or foreign task id is the caller's mistake: INVALID_PARAMS."""
-    try:
-        yield
-    except TaskNotFound as exc:
-        raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None

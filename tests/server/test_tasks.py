@@ -25,7 +25,7 @@ from pydantic import ConfigDict, TypeAdapter
 
 from server.app import LegoEditServer
 from server.runtime import Runtime
-from server.tasks import EXTENSION
+from server.task_protocol import EXTENSION
 from tests.bricks.gpu.tiny_editors import editors_settings, small_qwen_references, tiny_editors  # noqa: F401 - fixture
 from tests.conftest import photo
 from tests.server.test_transports import free_port, server_args, wait_for_port
