@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ..context import BrickContext
+from ..errors import InvalidInput
 from .config import ModelEntry
 from .manager import ModelManager, _free
 
@@ -60,6 +61,15 @@ def paste_inside(original: np.ndarray, generated: np.ndarray, mask: np.ndarray) 
     inside = mask > 0
     out[inside, :3] = generated[inside]
     return out
+
+
+def check_mask(mask: np.ndarray, image: np.ndarray, what: str, *, optional: bool = False) -> None:
+    """Refuse a mask of another size than the image, or an empty one (saying what to mark)."""
+    if mask.shape[:2] != image.shape[:2]:
+        (mh, mw), (h, w) = mask.shape[:2], image.shape[:2]
+        raise InvalidInput(f"is {mw}x{mh} but `image` is {w}x{h}; they must match", param="mask")
+    if not mask.any():
+        raise InvalidInput(f"mask is empty: mark {what} with 255" + (", or leave the mask out" if optional else ""), param="mask")
 
 
 def rgb(image: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from PIL import Image
 
 from ..context import BrickContext
 from ..errors import InvalidInput
-from .diffusion import denoise, feathered_paste, fit, resize, rgb
+from .diffusion import check_mask, denoise, feathered_paste, fit, resize, rgb
 
 KONTEXT_GUIDANCE = 2.5  # FLUX.1 Kontext [dev]'s distilled guidance (the Fill checkpoint's 30 would overcook it)
 QWEN_TRUE_CFG = 4.0  # Qwen-Image-Edit's recommended true guidance, with a blank negative prompt
@@ -68,11 +68,7 @@ def _edit(
 ) -> dict[str, np.ndarray]:  # fmt: skip
     """One editor run: `call(picture, height, width)` gives the pipeline's image arguments."""
     if mask is not None:
-        if mask.shape[:2] != image.shape[:2]:
-            (mh, mw), (h, w) = mask.shape[:2], image.shape[:2]
-            raise InvalidInput(f"is {mw}x{mh} but `image` is {w}x{h}; they must match", param="mask")
-        if not mask.any():
-            raise InvalidInput("mask is empty: mark the region that may change with 255, or leave the mask out", param="mask")
+        check_mask(mask, image, "the region that may change", optional=True)
     if not prompt.strip():
         raise InvalidInput("is empty: say what to change", param="prompt")
     h, w = image.shape[:2]

@@ -19,7 +19,7 @@ import numpy as np
 from ..context import BrickContext
 from ..cpu.inpaint import DILATE
 from ..errors import InvalidInput
-from .diffusion import diptych, fit, generate, grow, paste_inside, resize, rgb
+from .diffusion import check_mask, diptych, fit, generate, grow, paste_inside, resize, rgb
 
 RCM_GROW = 35  # upstream lets the material LoRA repaint a little around the object (px at 1024)
 GUIDE_STRENGTH = 0.95  # an opaque preimage only guides: most of the noise schedule still runs
@@ -28,7 +28,7 @@ GUIDE_STRENGTH = 0.95  # an opaque preimage only guides: most of the noise sched
 def generative_fill(
     image: np.ndarray, mask: np.ndarray, prompt: str, preimage: np.ndarray | None, ctx: BrickContext
 ) -> dict[str, np.ndarray]:
-    _check_mask(mask, image, "the area to generate")
+    check_mask(mask, image, "the area to generate")
     if preimage is not None and preimage.shape[2] == 4 and preimage[..., 3].min() < 255:
         left = _place_reference(preimage, mask)
         out = diptych(None, image, mask, "", ctx, what="generative_fill", left=left, prompt=prompt)
@@ -42,7 +42,7 @@ def generative_fill(
 def refine_removal(
     image: np.ndarray, mask: np.ndarray, preimage: np.ndarray, score: float, ctx: BrickContext
 ) -> dict[str, np.ndarray]:
-    _check_mask(mask, image, "the object to remove")
+    check_mask(mask, image, "the object to remove")
     if preimage.shape[:2] != image.shape[:2]:
         raise InvalidInput("must be the fast inpainting result of this image (same size)", param="preimage")
     grown = grow(mask, DILATE)
@@ -61,7 +61,7 @@ def change_pose(image: np.ndarray, prompt: str, ctx: BrickContext) -> dict[str, 
 
 
 def recolor_material(image: np.ndarray, mask: np.ndarray, prompt: str, ctx: BrickContext) -> dict[str, np.ndarray]:
-    _check_mask(mask, image, "the object to change")
+    check_mask(mask, image, "the object to change")
     out = diptych("lora_rcm", image, grow(mask, RCM_GROW), prompt, ctx, what="recolor_material")
     return {"image": paste_inside(image, out, mask)}
 
@@ -70,7 +70,7 @@ def stylize(
     image: np.ndarray, mask: np.ndarray | None, prompt: str, style: str, ctx: BrickContext
 ) -> dict[str, np.ndarray]:
     if mask is not None:
-        _check_mask(mask, image, "the part to restyle")
+        check_mask(mask, image, "the part to restyle")
     style = style.strip()
     instruction = f"Convert the image into {style if 'style' in style.lower() else style + ' style'}."
     out = diptych("lora_style", image, mask, instruction, ctx, what="stylize", caption=prompt)
@@ -104,14 +104,6 @@ def _place_reference(reference: np.ndarray, mask: np.ndarray) -> np.ndarray:
     region = canvas[top : top + obj.shape[0], left : left + obj.shape[1]]
     region[:] = obj[..., :3] * alpha + region * (1 - alpha)
     return canvas.round().astype(np.uint8)
-
-
-def _check_mask(mask: np.ndarray, image: np.ndarray, what: str) -> None:
-    if mask.shape[:2] != image.shape[:2]:
-        (mh, mw), (h, w) = mask.shape[:2], image.shape[:2]
-        raise InvalidInput(f"is {mw}x{mh} but `image` is {w}x{h}; they must match", param="mask")
-    if not mask.any():
-        raise InvalidInput(f"mask is empty: mark {what} with 255", param="mask")
 
 
 def _keep_alpha(image: np.ndarray, out: np.ndarray) -> np.ndarray:
