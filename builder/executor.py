@@ -36,6 +36,8 @@ class Execution:
     results: list[Any]
     steps: list[StepRun] = field(default_factory=list)
     seconds: float = 0.0
+    inits: dict[str, str] = field(default_factory=dict)
+    """The initial images it ran on, as stored URIs (name -> URI)."""
 
     def timings(self) -> dict[str, float]:
         """Seconds per step ('step2 adjust') and in all ('total')."""
@@ -164,7 +166,7 @@ async def execute(
         results = await anyio.to_thread.run_sync(
             lambda: [registry.store.info(registry.store.parse_uri(r)) if isinstance(r, str) else r for r in results]
         )
-    return Execution(results, runs, time.perf_counter() - started)
+    return Execution(results, runs, time.perf_counter() - started, dict(inits))
 
 
 def _chains(workflow: Workflow, registry: Registry) -> list[list[Step]]:

@@ -22,6 +22,7 @@ from bricks import Brick, BrickFailed, InvalidInput, StoredImage
 from bricks.store import URI_PREFIX
 
 from . import __version__, register_tool, workflow_tools
+from .edit_view import ViewGate, edit_view
 from .notify import ToolListNotifier, watch_sources
 from .results import error_result, tool_result
 from .runtime import Runtime
@@ -96,9 +97,9 @@ class LegoEditServer(MCPServer[Any]):
         self.tasks.on_change = tasks.notify
         super().__init__(
             "lego-edit-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=_lifespan,
-            subscriptions=self.notifier.bus, extensions=[tasks],
+            subscriptions=self.notifier.bus, extensions=[tasks, edit_view()],
         )
-        self.middleware.extend([self.notifier.middleware, tasks.middleware])
+        self.middleware.extend([self.notifier.middleware, tasks.middleware, ViewGate(self.registry)])
         self.resource(
             "lego://images/{image_id}",
             name="image",

@@ -30,6 +30,7 @@ from builder.planners.sampling import SamplingPlanner
 from builder.planners.select import choose
 from builder.prompt import instruction_text
 
+from .edit_view import VIEW_KEY, view_data, wants_view
 from .results import error_result, image_content
 from .tasks import has_request, progress_of
 
@@ -123,7 +124,7 @@ def register(server: "MCPServer[Any]", runtime: "Runtime") -> None:
             return error_result(exc)
         if run:
             structured = {**outcome.plan(), "timings": outcome.execution.timings(), **outcome.verification()}
-            return await _with_images(runtime, outcome.execution, "lego_edit", structured)
+            return await _with_images(runtime, outcome.execution, "lego_edit", structured, wants_view(ctx))
         structured = outcome.plan()
         return types.CallToolResult(content=[types.TextContent(text=json.dumps(structured))], structured_content=structured)
 
@@ -173,7 +174,7 @@ def register(server: "MCPServer[Any]", runtime: "Runtime") -> None:
             "workflow": parsed.to_json(),
             "timings": execution.timings(),
             "warnings": warnings,
-        })
+        }, wants_view(ctx))
 
     def wants_sampled_verdict(ctx: Context[Any, Any]) -> bool:
         caps = _capabilities(ctx)
@@ -237,19 +238,26 @@ def register(server: "MCPServer[Any]", runtime: "Runtime") -> None:
         return prompt.render("<instruction>")
 
 
-async def _with_images(runtime: "Runtime", execution: Execution, label: str, structured: dict[str, Any]) -> types.CallToolResult:
-    def contents() -> list[tuple[dict[str, Any], list[types.ContentBlock]]]:
+async def _with_images(
+    runtime: "Runtime", execution: Execution, label: str, structured: dict[str, Any], view: bool
+) -> types.CallToolResult:
+    """The result of a run: per image a link and a thumbnail, the structured result, and for the
+    edit view (`view`) its data in `_meta`."""
+
+    def contents() -> tuple[list[tuple[dict[str, Any], list[types.ContentBlock]]], dict[str, Any] | None]:
         settings = runtime.settings.results
-        return [image_content(runtime.registry, settings, f"{label}.result{i}", image) for i, image in enumerate(execution.results, 1)]
+        images = [image_content(runtime.registry, settings, f"{label}.result{i}", image) for i, image in enumerate(execution.results, 1)]
+        return images, {VIEW_KEY: view_data(runtime.registry, execution)} if view else None
 
     content: list[types.ContentBlock] = []
     results = []
-    for entry, blocks in await anyio.to_thread.run_sync(contents):  # thumbnails and saved copies: off the loop, one hop
+    images, meta = await anyio.to_thread.run_sync(contents)  # thumbnails and saved copies: off the loop, one hop
+    for entry, blocks in images:
         results.append(entry)
         content += blocks
     structured = {"results": results, **structured}
     content.append(types.TextContent(text=json.dumps(structured)))
-    return types.CallToolResult(content=content, structured_content=structured)
+    return types.CallToolResult(content=content, structured_content=structured, _meta=meta)
 
 
 def _capabilities(ctx: Context[Any, Any]) -> types.ClientCapabilities | None:
