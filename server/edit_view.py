@@ -21,7 +21,7 @@ from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID, Apps, client_supports_a
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS
 
-from bricks import StoredImage
+from bricks import InvalidInput, StoredImage
 from bricks.images import thumbnail
 from bricks.types import IMAGE_TYPES
 
@@ -79,8 +79,13 @@ def view_data(registry: Registry, execution: Execution) -> dict[str, Any]:
     return {"source": entry(execution.inits.get("image")), "mask": entry(execution.inits.get("mask")), "steps": steps}
 
 
-def _data_uri(registry: Registry, image_id: str) -> str:
-    data, mime = thumbnail(registry.store.get(image_id), max_side=STEP_THUMBNAIL_SIDE, max_bytes=STEP_THUMBNAIL_BYTES)
+def _data_uri(registry: Registry, image_id: str) -> str | None:
+    """A step output's thumbnail; none if the store has already dropped it (over its disk budget)."""
+    try:
+        pixels = registry.store.get(image_id)
+    except InvalidInput:
+        return None
+    data, mime = thumbnail(pixels, max_side=STEP_THUMBNAIL_SIDE, max_bytes=STEP_THUMBNAIL_BYTES)
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
