@@ -32,6 +32,7 @@ from .gpu.manager import ModelManager
 from .images import as_image, as_mask, binary
 from .refs import load_reference
 from .settings import RegistrySettings
+from .shared_store import SharedTier
 from .sources import SchemaDir, Sources
 from .spec import IMAGE_TYPES, BrickSpec
 from .store import ImageStore, StoredImage
@@ -68,7 +69,8 @@ class Registry:
 
         `reserved`: names other tools hold (the server's), refused to every brick."""
         s = settings.store
-        store = ImageStore(s.cache_dir, memory_budget=s.memory_budget, disk_budget=s.disk_budget)
+        shared = SharedTier(s.shared_store, s.shared_budget) if s.shared_store else None
+        store = ImageStore(s.cache_dir, memory_budget=s.memory_budget, disk_budget=s.disk_budget, shared=shared)
         registry = cls(store, settings, ModelManager(ModelConfig.from_settings(settings.bricks)), reserved=reserved)
         registry.load_builtin()
         registry.sources.sync(strict=True)

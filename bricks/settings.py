@@ -61,6 +61,10 @@ class StoreSettings(Section):
     disk_budget: Size = Field(4 * 1024**3, description="bytes of spilled images kept in the cache directory; the least recently used go beyond it")
     cache_dir: UserPath = Field(default_factory=lambda: _cache_home() / "images", json_schema_extra={"shown": "~/.cache/lego-edit-mcp/images"}, description=
         "where stored images are spilled and kept across restarts")
+    shared_store: str | None = Field(None, description=
+        "an fsspec URL where every front keeps and finds the images it gives out (file:///mnt/lego/images, "
+        "s3://bucket/images with s3fs); needs the scale extra")
+    shared_budget: Size | None = Field(None, description="bytes of images kept in the shared store; the least recently used go beyond it")
 
 
 class BrickSettings(Section):

@@ -5,6 +5,10 @@ written to the cache directory soon after it is stored, by a background thread, 
 (a copy at memory speed, ~6 ms per megapixel, off the call path), so `lego://images/` URIs
 survive the process being killed; spilling beyond the budget writes the same. PNG is encoded
 only when an image is read as a resource or saved, and then replaces the raw file.
+
+With a shared tier (`bricks.shared_store`), the images clients can address are also written
+there before `put` returns, and images this process does not hold are read from there: several
+fronts then serve the same URIs.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from PIL import Image
 
 from .errors import InvalidInput
 from .images import encode_png, to_array
+from .shared_store import SharedTier
 
 URI_PREFIX = "lego://images/"
 _ID = re.compile(r"^[0-9a-f]{32}$")
@@ -61,8 +66,9 @@ def _describe(image_id: str, array: np.ndarray) -> StoredImage:
 
 
 class ImageStore:
-    def __init__(self, cache_dir: Path, *, memory_budget: int, disk_budget: int | None = None):
+    def __init__(self, cache_dir: Path, *, memory_budget: int, disk_budget: int | None = None, shared: SharedTier | None = None):
         self.cache_dir = Path(cache_dir)
+        self.shared = shared
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.memory_budget = memory_budget
         self.disk_budget = disk_budget
@@ -94,6 +100,8 @@ class ImageStore:
             evicted = self._over_budget()
         self._spill(evicted)
         if addressable:
+            if self.shared is not None:  # before the id is given out: another front may be asked for it next
+                self.shared.write(image_id, array)
             self._write_soon(image_id, array)
         return _describe(image_id, array)
 
@@ -116,9 +124,9 @@ class ImageStore:
             try:
                 array = np.load(path, allow_pickle=False)
             except (FileNotFoundError, ValueError):
-                raise InvalidInput(f"no stored image with id '{image_id}' (it may have expired from the cache)") from None
+                array = self._shared_copy(image_id)
         except InvalidInput:
-            raise InvalidInput(f"no stored image with id '{image_id}' (it may have expired from the cache)") from None
+            array = self._shared_copy(image_id)
         with contextlib.suppress(FileNotFoundError):  # trimmed meanwhile: the pixels are read all the same
             os.utime(path)  # disk LRU
         array.setflags(write=False)
@@ -129,6 +137,12 @@ class ImageStore:
                 self._bytes += array.nbytes
                 evicted = self._over_budget()
         self._spill(evicted)
+        return array
+
+    def _shared_copy(self, image_id: str) -> np.ndarray:
+        array = self.shared.read(image_id) if self.shared is not None else None
+        if array is None:
+            raise InvalidInput(f"no stored image with id '{image_id}' (it may have expired from the cache)")
         return array
 
     def info(self, image_id: str) -> StoredImage:
