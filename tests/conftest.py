@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -62,9 +63,22 @@ class Bricks:
         return {k: self.registry.store.get(v.id) if isinstance(v, StoredImage) else v for k, v in out.items()}
 
 
-@pytest.fixture
-def run(registry: Registry) -> Bricks:
-    return Bricks(registry)
+@pytest.fixture(params=["here", pytest.param("ray", marks=pytest.mark.slow)])
+def run(request: pytest.FixtureRequest, settings: Settings) -> Bricks:
+    """Bricks called through the registry: computed here, and (backend = "ray") in a Ray Serve replica."""
+    if request.param == "here":
+        return Bricks(request.getfixturevalue("registry"))
+    request.getfixturevalue("ray_cluster")
+    return Bricks(Registry.from_settings(changed(settings, backend="ray")))
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A local Ray instance with every family's deployment (`lego-edit-mcp deploy`), for the session."""
+    from tests.ray_cluster import started
+
+    with started(tmp_path_factory.mktemp("ray")) as address:
+        yield address
 
 
 def outline(name: str) -> np.ndarray:

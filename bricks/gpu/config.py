@@ -45,16 +45,30 @@ class Runtime(BaseModel):
     offload: bool = False
     steps: int = Field(28, ge=1, le=1000)
     guidance: float = Field(30.0, ge=0)
+    diptych_width: int = Field(768, ge=64, le=2048)
     first_block_cache: float = Field(0.0, ge=0, le=1)
     layerwise_fp8: bool = False
     res_model: Literal[tuple(RES_MODELS)] = "grounded_sam"  # type: ignore[valid-type]
     share_text_encoders: bool = True
 
 
+class Deployment(BaseModel):
+    """A `[serve.<family>]` table: how the Ray Serve deployment of a model family is sized."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    num_replicas: int | Literal["auto"] = 1
+    num_gpus: float | None = Field(None, ge=0, description="per replica; default 1 for a GPU family, 0 on device cpu")
+    num_cpus: float = Field(0.25, ge=0)
+    max_ongoing_requests: int = Field(4, ge=1)
+    autoscaling: dict[str, Any] | None = None  # Serve's autoscaling_config, used with num_replicas = "auto"
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     runtime: Runtime = field(default_factory=Runtime)
     models: dict[str, ModelEntry] = field(default_factory=dict)
+    serve: dict[str, Deployment] = field(default_factory=dict)
+    """Deployment sizes by model family (bricks.deployments), for backend = "ray"."""
 
     @classmethod
     def from_settings(cls, bricks: BrickSettings) -> ModelConfig:
@@ -79,7 +93,7 @@ class ModelConfig:
             old = models.get(key, ModelEntry(key, value))
             models[key] = replace(old, id=value, configured=True, subfolder=None if old.id != value else old.subfolder)
         rt = config.runtime.model_copy(update={k: v for k, v in runtime.items() if v is not None})
-        return cls(rt, models)
+        return cls(rt, models, config.serve)
 
     @classmethod
     def _parse(cls, data: dict[str, Any], source: str, *, configured: bool, base: ModelConfig) -> ModelConfig:
@@ -99,7 +113,14 @@ class ModelConfig:
             if unknown:
                 raise SchemaError(source, f"[models.{key}]: unknown keys {sorted(unknown)}")
             models[key] = ModelEntry(key, entry.get("id", ""), entry.get("subfolder"), entry.get("weight_name"), configured)
-        return cls(runtime, models)
+        serve = dict(base.serve)
+        for family, table in data.get("serve", {}).items():
+            try:
+                serve[family] = Deployment.model_validate(table)
+            except ValidationError as exc:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                raise SchemaError(source, f"[serve.{family}]: {problems}") from None
+        return cls(runtime, models, serve)
 
     def with_builder(self, model: str | None, subfolder: str | None = None) -> ModelConfig:
         """The `builder` entry replaced by `--builder-model` (and `--builder-subfolder`), if given."""

@@ -26,7 +26,6 @@ from .manager import ModelManager, _free
 
 MULTIPLE = 16
 MAX_SIDE = 1024
-DIPTYCH_WIDTH = 768  # width of each half, as the task LoRAs were trained
 DIPTYCH_PROMPT = "A diptych with two side-by-side images of the same scene. {caption}On the right, the scene is exactly the same as on the left but {instruction}"
 SEED = 0  # same inputs, same result
 FEATHER_SIGMA = 1.5  # px, on the new side of a seam
@@ -83,7 +82,8 @@ def diptych(
     """The ICEdit method: `left` (default: the image) beside the image, the right half generated
     where `mask` is set (default: all of it); returns the right half at the image's size."""
     h, w = image.shape[:2]
-    ph, pw = fit(h * DIPTYCH_WIDTH / w, DIPTYCH_WIDTH, max_side=max(DIPTYCH_WIDTH, MAX_SIDE))
+    half = ctx.models.config.runtime.diptych_width  # each half as wide as the task LoRAs were trained
+    ph, pw = fit(h * half / w, half, max_side=max(half, MAX_SIDE))
     right = resize(rgb(image), (ph, pw))
     canvas = np.concatenate([resize(rgb(image if left is None else left), (ph, pw)), right], axis=1)
     masks = np.zeros((ph, 2 * pw), np.uint8)

@@ -39,10 +39,9 @@ def test_loras_of_both_layouts_load_as_adapters_and_change_the_output(tiny_flux,
     assert ctx.models.loads["flux_fill"] == 1
 
 
-def test_the_least_recently_used_component_is_evicted_beyond_the_budget(tiny_flux, tmp_path, monkeypatch):
+def test_the_least_recently_used_component_is_evicted_beyond_the_budget(tiny_flux, tmp_path):
     from diffusers import AutoencoderKL
 
-    monkeypatch.setattr("bricks.gpu.diffusion.DIPTYCH_WIDTH", 64)
     registry = flux_registry(tiny_flux, tmp_path, memory_budget_gb=1e-6)  # any two components overflow it
     image, mask = image_and_mask()
     args = {"image": registry.store.put(image).uri, "mask": registry.store.put(mask).uri, "prompt": "a hat"}

@@ -137,6 +137,7 @@ class TinyFlux:
     def toml(self, path: Path, *, memory_budget_gb: float = 0.0, steps: int = 2) -> Path:
         lines = [
             "[runtime]", 'device = "cpu"', f"steps = {steps}", "guidance = 30.0", f"memory_budget_gb = {memory_budget_gb}",
+            "diptych_width = 64",  # halves of 64 px instead of 768: fast
             "[models.flux_fill]", f'id = "{self.fill}"',
         ]  # fmt: skip
         for key, (directory, weight) in self.loras.items():
@@ -167,7 +168,6 @@ def flux_registry(tiny: TinyFlux, tmp_path: Path, **toml: float) -> Registry:
 
 
 @pytest.fixture
-def flux_run(tiny_flux: TinyFlux, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Bricks:
-    """Call bricks on the tiny FLUX models; diptych halves are 64 px wide instead of 768 to keep it fast."""
-    monkeypatch.setattr("bricks.gpu.diffusion.DIPTYCH_WIDTH", 64)
+def flux_run(tiny_flux: TinyFlux, tmp_path: Path) -> Bricks:
+    """Call bricks on the tiny FLUX models (diptych halves of 64 px: see `TinyFlux.toml`)."""
     return Bricks(flux_registry(tiny_flux, tmp_path))
