@@ -163,7 +163,7 @@ async def _lifespan(server: LegoEditServer) -> AsyncIterator[None]:
     try:
         async with anyio.create_task_group() as tg:
             if interval > 0:
-                tg.start_soon(watch_sources, server.registry, server.notifier, interval)
+                tg.start_soon(watch_sources, server.registry, server.notifier, interval, server.runtime.tools)
             tg.start_soon(server.runtime.tools.pool.serve)
             yield
             tg.cancel_scope.cancel()

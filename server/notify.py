@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import logging
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
 from mcp.server.subscriptions import InMemorySubscriptionBus, ToolsListChanged
 
 from bricks import Registry
+
+if TYPE_CHECKING:
+    from .runtime_tools import RuntimeTools
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +49,24 @@ class ToolListNotifier:
                 await connection.send_tool_list_changed()  # best effort: never raises
 
 
-async def watch_sources(registry: Registry, notifier: ToolListNotifier, interval: float) -> None:
-    """Sync the schema directories and entry points every `interval` seconds, for ever.
+async def watch_sources(registry: Registry, notifier: ToolListNotifier, interval: float, tools: RuntimeTools | None = None) -> None:
+    """Sync the schema directories and entry points every `interval` seconds, for ever, and the
+    tools other fronts registered in a shared state directory (`tools`).
 
     The scan (stat calls, schema parsing, plugin imports) runs in a worker thread; the registry
     swaps its maps whole, so tool listings on the event loop never see half a change.
     """
+    def sync() -> bool:
+        changes = registry.sources.sync()
+        if changes:
+            log.info("tools changed: added %s, changed %s, removed %s", changes.added, changes.changed, changes.removed)
+        registered = tools is not None and tools.sync()
+        return bool(changes) or registered
+
     while True:
         await anyio.sleep(interval)
         try:
-            changes = await anyio.to_thread.run_sync(registry.sources.sync)
-            if changes:
-                log.info("tools changed: added %s, changed %s, removed %s", changes.added, changes.changed, changes.removed)
+            if await anyio.to_thread.run_sync(sync):
                 await notifier.tools_changed()
         except Exception:  # never let one bad scan end the watching (and the server's lifespan)
             log.exception("syncing the brick sources failed")

@@ -100,7 +100,22 @@ class RuntimeTools:
 
     def restore(self) -> dict[str, str]:
         """Register the saved tools again; returns the files that failed, with why (also logged)."""
-        pending = sorted(self.directory.glob("*.json")) if self.directory.is_dir() else []
+        return self._restore(sorted(self.directory.glob("*.json")) if self.directory.is_dir() else [])
+
+    def sync(self) -> bool:
+        """Take in what other fronts sharing the state directory registered or unregistered since;
+        whether anything changed."""
+        saved = {p.stem: p for p in self.directory.glob("*.json")} if self.directory.is_dir() else {}
+        gone = [n for n in self.names if n not in saved and not self.registry.dependents(n)]
+        for name in gone:
+            self.registry.remove(name)
+            self.names.remove(name)
+        before = len(self.names)
+        self._restore(sorted(p for n, p in saved.items() if n not in self.names), quiet=True)
+        return bool(gone) or len(self.names) > before
+
+    def _restore(self, paths: list[Path], *, quiet: bool = False) -> dict[str, str]:
+        pending = paths
         problems: dict[str, str] = {}
         while pending:  # composites may use each other: retry until a round adds nothing
             failed = []
@@ -115,7 +130,7 @@ class RuntimeTools:
                 break
             pending = failed
         for path in pending:
-            log.warning("saved tool %s not registered: %s", path, problems[str(path)])
+            (log.debug if quiet else log.warning)("saved tool %s not registered: %s", path, problems[str(path)])
         return {str(p): problems[str(p)] for p in pending}
 
     async def register(self, definition: ToolDefinition) -> Brick:

@@ -296,3 +296,18 @@ async def test_http_clients_are_told_of_a_new_brick(settings, mode, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_fronts_sharing_a_state_directory_take_in_each_others_tools(settings, photo_file, mode, tmp_path):
+    """Behind a load balancer: a tool registered on one front goes live on the other, and goes when unregistered."""
+    other = LegoEditServer(Runtime.from_settings(changed(settings, cache_dir=tmp_path / "other", watch_interval=0.1)))
+    async with Client(LegoEditServer(Runtime.from_settings(settings)), mode=mode) as here, watching(other, mode) as (there, changes):
+        assert not (await here.call_tool("register_tool", {"definition": color_pop()})).is_error
+        await changes.wait()
+        assert "color_pop" in await names(there)
+        result = await there.call_tool("color_pop", {"image": str(photo_file)})
+        assert not result.is_error and result.structured_content["image"]["width"] == 451
+        assert (await here.call_tool("unregister_tool", {"name": "color_pop"})).structured_content == {"removed": "color_pop"}
+        await changes.wait()
+        assert "color_pop" not in await names(there)
