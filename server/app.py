@@ -25,6 +25,7 @@ from . import __version__, register_tool, workflow_tools
 from .edit_view import ViewGate, edit_view
 from .notify import ToolListNotifier, watch_sources
 from .results import error_result, tool_result
+from .shared_tasks import SharedTaskStore
 from .runtime import Runtime
 from .task_protocol import TasksExtension
 from .tasks import LONG_TOOLS, TaskRunner, progress_of
@@ -92,7 +93,9 @@ class LegoEditServer(MCPServer[Any]):
         self.notifier = ToolListNotifier()
         self.runtime = runtime
         self.registry = runtime.registry
-        self.tasks = TaskRunner(runtime.settings.tasks, self._run_detached, self._is_long)
+        task_store = runtime.settings.tasks.task_store
+        store = SharedTaskStore(task_store, runtime.settings.tasks.max_tasks) if task_store else None
+        self.tasks = TaskRunner(runtime.settings.tasks, self._run_detached, self._is_long, store)
         tasks = TasksExtension(self.tasks)
         self.tasks.on_change = tasks.notify
         super().__init__(

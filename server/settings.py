@@ -62,6 +62,9 @@ class TaskSettings(Section):
     task_ttl: float = Field(3600.0, gt=0, description="seconds a task and its result are kept after it starts")
     max_tasks: int = Field(100, ge=1, description="tasks kept at most (finished ones are dropped oldest first; beyond it, new calls run without a task)")
     task_poll_interval: float = Field(1.0, gt=0, description="seconds between polls that clients are asked to keep")
+    task_store: str | None = Field(None, description=
+        "an fsspec URL where every front keeps tasks (file:///mnt/lego/tasks), so any front answers tasks/*; "
+        "none keeps them in this process. Needs the scale extra")
 
 
 class HttpSettings(Section):

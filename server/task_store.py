@@ -32,6 +32,7 @@ class TaskRecord:
     updated: float = 0.0
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    cancel_requested: bool = False  # a cancel taken by another front than the one doing the work
 
     @property
     def expired(self) -> bool:

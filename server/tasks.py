@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.from_thread
+import anyio.to_thread
 from mcp.shared.exceptions import MCPError
 from mcp.types import INTERNAL_ERROR
 
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LONG_TOOLS = ("lego_edit", "run_workflow")
+CANCEL_CHECK = 0.5  # seconds between looks for cancels taken by other fronts (a shared task store)
 
 _progress: contextvars.ContextVar[ProgressCallback | None] = contextvars.ContextVar("task_progress", default=None)
 
@@ -112,12 +114,15 @@ class TaskRunner:
         return record
 
     def cancel(self, owner: str, task_id: str) -> TaskRecord:
-        """Ask the work to stop; it does at its next step (the record says `cancelled` then)."""
+        """Ask the work to stop; it does at its next step (the record says `cancelled` then). Work
+        on another front sharing the store is told through the record (see `_watch_cancels`)."""
         record = self.get(owner, task_id)
         with self._lock:
             future = self._running.get(task_id)
         if future is not None:
             future.cancel()
+        elif record.status not in TERMINAL:
+            self._update(task_id, cancel_requested=True)
         return record
 
     async def wait(self, owner: str, task_id: str) -> TaskRecord:
@@ -133,7 +138,20 @@ class TaskRunner:
         with self._lock:
             if self._portal is None:
                 self._portal = self._held.enter_context(anyio.from_thread.start_blocking_portal())
+                if getattr(self.store, "shared", False):
+                    self._portal.start_task_soon(self._watch_cancels)
             return self._portal
+
+    async def _watch_cancels(self) -> None:
+        """With a shared store: stop the work of this front's tasks that another front was asked to cancel."""
+        while True:
+            await anyio.sleep(CANCEL_CHECK)
+            with self._lock:
+                running = dict(self._running)
+            for task_id, future in running.items():
+                record = await anyio.to_thread.run_sync(self.store.get, task_id)
+                if record is not None and record.cancel_requested:
+                    future.cancel()
 
     async def _work(self, task_id: str, tool: str, arguments: dict[str, Any]) -> None:
         async def report(done: float, total: float | None, message: str | None) -> None:
