@@ -137,7 +137,7 @@ def application(settings: Any, only: list[str] | None = None):
     registry = Registry.from_settings(settings)
     store, bricks = (section.model_dump(mode="json") for section in (settings.store, settings.bricks))
     gpus = ray.cluster_resources().get("GPU", 0)
-    groups = families(registry.all(), cpu_bricks=bricks.get("ray_cpu_bricks", True))
+    groups = families(registry.all(), cpu_bricks=not settings.bricks.ray_local_cpu_bricks)
     deployment = serve.deployment(BrickReplica)
     apps = {
         family: deployment.options(**options(family, registry.model_config, cluster_gpus=gpus)).bind(family, store, bricks)

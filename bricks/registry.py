@@ -63,7 +63,7 @@ class Registry:
         self.sources = Sources(self, settings.bricks.schema_dirs)
         """Schema directories and plugin entry points, synced at start-up and while serving."""
         b = settings.bricks
-        self.compute = RayCompute(b.ray_address, b.ray_app, cpu_bricks=b.ray_cpu_bricks) if b.backend == "ray" else None
+        self.compute = RayCompute(b.ray_address, b.ray_app, cpu_bricks=not b.ray_local_cpu_bricks) if b.backend == "ray" else None
         """Where code bricks compute with backend = "ray" (None: here, in a worker thread)."""
 
     @classmethod

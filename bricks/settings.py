@@ -76,7 +76,8 @@ class BrickSettings(Section):
     ray_address: str | None = Field(None, description=
         "the Ray cluster of backend 'ray' (e.g. ray://head:10001, or auto); none starts or joins a local one")
     ray_app: str = Field("lego-edit", description="the Serve application of the deployments (several configurations can share a cluster)")
-    ray_cpu_bricks: bool = Field(True, description="with backend 'ray', run the bricks that need no model on Ray too (false: in the front)")
+    ray_local_cpu_bricks: bool = Field(False, description=
+        "with backend 'ray', run the bricks that need no model in the front itself (no hop for them)")
     schema_dirs: Paths = Field((), description=
         "extra directories of brick schema files (and their modules), loaded after the built-in ones and watched")
     models_dir: UserPath = Field(default_factory=lambda: _cache_home() / "models", json_schema_extra={"shown": "~/.cache/lego-edit-mcp/models"}, description=
