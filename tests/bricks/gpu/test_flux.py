@@ -6,6 +6,7 @@ import pytest
 from bricks import InvalidInput
 from tests.bricks.gpu.tiny_flux import QUIET, flux_run, tiny_flux  # noqa: F401 (fixtures)
 from tests.conftest import photo
+from tests.ray_cluster import model_loads
 
 pytestmark = [pytest.mark.filterwarnings(w) for w in QUIET]
 
@@ -93,7 +94,7 @@ def test_adapters_switch_without_reloading_the_base(flux_run, scene):
     flux_run("stylize", image=scene, prompt="a cat", style="sketch")
     flux_run("recolor_material", image=scene, mask=mask, prompt="made of glass")
     flux_run("generative_fill", image=scene, mask=mask, prompt="a hat")  # no adapter
-    loads = flux_run.registry.models.loads
+    loads = model_loads(flux_run.registry, "flux_fill")
     assert loads["flux_fill"] == 1
     assert loads["lora_rcm"] == loads["lora_env"] == loads["lora_style"] == 1
 

@@ -7,7 +7,7 @@ import pytest
 
 from bricks import InvalidInput
 from bricks.gpu import placement
-from tests.bricks.gpu.tiny_vision import gpu, gpu_registry, tiny_models  # noqa: F401 - fixtures
+from tests.bricks.gpu.tiny_vision import gpu, gpu_here, gpu_registry, tiny_models  # noqa: F401 - fixtures
 from tests.conftest import photo
 
 
@@ -35,10 +35,10 @@ def test_add_pred_stays_in_the_given_mask_box(gpu):
     assert 60 <= left < right <= 100 and 10 <= top < bottom <= 40
 
 
-def test_the_answer_follows_the_box_grammar(gpu):
+def test_the_answer_follows_the_box_grammar(gpu_here):
     from bricks.gpu.mllm import ask
 
-    text, seen = ask(gpu.registry.models, photo("coffee")[::5, ::5], "Where?", max_new_tokens=placement.BOX_TOKENS, grammar=placement.BOX_GRAMMAR, what="t")
+    text, seen = ask(gpu_here.registry.models, photo("coffee")[::5, ::5], "Where?", max_new_tokens=placement.BOX_TOKENS, grammar=placement.BOX_GRAMMAR, what="t")
     numbers = text.strip("[]").split(", ")
     assert text.startswith("[") and text.endswith("]") and len(numbers) == 4 and all(n.isdigit() for n in numbers)
     assert seen[0] % 14 == 0 and seen[1] % 14 == 0

@@ -10,7 +10,7 @@ import pytest
 from bricks import InvalidInput
 from bricks.gpu import segment
 from bricks.gpu.manager import ModelManager
-from tests.bricks.gpu.tiny_vision import gpu, gpu_registry, tiny_models  # noqa: F401 - fixtures
+from tests.bricks.gpu.tiny_vision import gpu, gpu_here, gpu_registry, tiny_models  # noqa: F401 - fixtures
 from tests.conftest import photo
 
 
@@ -31,31 +31,31 @@ def test_gpu_backends_are_chosen(gpu_registry):
         assert gpu_registry.backend_for(gpu_registry.get(name)) == ("gpu", "")
 
 
-def test_res_grounds_the_phrase_then_cuts_the_box_with_sam(gpu, cat, monkeypatch):
+def test_res_grounds_the_phrase_then_cuts_the_box_with_sam(gpu_here, cat, monkeypatch):
     monkeypatch.setattr(segment, "BOX_THRESHOLD", 0.0)  # random weights: any box will do
-    out = gpu("segment_by_text", image=cat, prompt="the cat on the left")
+    out = gpu_here("segment_by_text", image=cat, prompt="the cat on the left")
     _check(out, cat)
     assert out["mask"].any()
 
 
-def test_res_finding_nothing_names_the_prompt(gpu, cat, monkeypatch):
+def test_res_finding_nothing_names_the_prompt(gpu_here, cat, monkeypatch):
     monkeypatch.setattr(segment, "BOX_THRESHOLD", 1.01)
     with pytest.raises(InvalidInput) as err:
-        gpu("segment_by_text", image=cat, prompt="a red boat")
+        gpu_here("segment_by_text", image=cat, prompt="a red boat")
     assert err.value.param == "prompt" and "a red boat" in str(err.value)
 
 
-def test_res_clipseg_option(gpu, gpu_registry, cat, monkeypatch):
+def test_res_clipseg_option(gpu_here, gpu_registry, cat, monkeypatch):
     from dataclasses import replace
 
     config = gpu_registry.model_config
     monkeypatch.setattr(gpu_registry, "models", ModelManager(replace(config, runtime=config.runtime.model_copy(update={"res_model": "clipseg"}))))
     monkeypatch.setattr(segment, "CLIPSEG_THRESHOLD", 0.5)
-    _check(gpu("segment_by_text", image=cat, prompt="the cat"), cat)
+    _check(gpu_here("segment_by_text", image=cat, prompt="the cat"), cat)
 
 
-def test_sos_picks_a_salient_candidate(gpu, cat, monkeypatch):
-    out = gpu("segment_salient", image=cat)
+def test_sos_picks_a_salient_candidate(gpu_here, cat, monkeypatch):
+    out = gpu_here("segment_salient", image=cat)
     _check(out, cat)
     assert 0 < (out["mask"] > 0).mean() <= segment.MAX_AREA + 0.05
 

@@ -161,13 +161,22 @@ def tiny_flux(tmp_path_factory: pytest.TempPathFactory) -> TinyFlux:
     return TinyFlux(fill, made)
 
 
+def flux_settings(tiny: TinyFlux, tmp_path: Path, **toml: float) -> Settings:
+    """Settings whose model file names the tiny models, CPU forced."""
+    return Settings(allowed_roots=(tmp_path,), cache_dir=tmp_path / "cache", models_file=tiny.toml(tmp_path / "models.toml", **toml))
+
+
 def flux_registry(tiny: TinyFlux, tmp_path: Path, **toml: float) -> Registry:
-    """A registry (and so a fresh model manager) whose model file names the tiny models, CPU forced."""
-    settings = Settings(allowed_roots=(tmp_path,), cache_dir=tmp_path / "cache", models_file=tiny.toml(tmp_path / "models.toml", **toml))
-    return Registry.from_settings(settings)
+    """A registry (and so a fresh model manager) on the tiny models."""
+    return Registry.from_settings(flux_settings(tiny, tmp_path, **toml))
 
 
-@pytest.fixture
-def flux_run(tiny_flux: TinyFlux, tmp_path: Path) -> Bricks:
-    """Call bricks on the tiny FLUX models (diptych halves of 64 px: see `TinyFlux.toml`)."""
+@pytest.fixture(params=["here", pytest.param("ray", marks=pytest.mark.slow)])
+def flux_run(request: pytest.FixtureRequest, tiny_flux: TinyFlux, tmp_path: Path) -> Bricks:
+    """Call bricks on the tiny FLUX models (diptych halves of 64 px: see `TinyFlux.toml`), computed
+    here and in a Ray Serve deployment."""
+    if request.param == "ray":
+        from tests.ray_cluster import through_ray
+
+        return Bricks(through_ray(request, flux_settings(tiny_flux, tmp_path)))
     return Bricks(flux_registry(tiny_flux, tmp_path))

@@ -11,6 +11,7 @@ Import the fixtures by name: `from tests.bricks.gpu.tiny_flux_control import tin
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,9 +50,9 @@ def tiny_flux_control(tiny_flux: TinyFlux, tmp_path_factory: pytest.TempPathFact
     return build(tiny_flux.fill, tmp_path_factory.mktemp("tiny_flux_control"))
 
 
-def control_registry(dirs: tuple[Path, Path], tmp_path: Path, *, steps: int = 2, runtime: str = "") -> Registry:
-    """A registry (and so a fresh model manager) with the tiny Canny and Kontext models, CPU forced;
-    `runtime`: more lines for the [runtime] table."""
+def control_settings(dirs: tuple[Path, Path], tmp_path: Path, *, steps: int = 2, runtime: str = "") -> Settings:
+    """Settings with the tiny Canny and Kontext models, CPU forced; `runtime`: more lines for the
+    [runtime] table. (A registry of them has a fresh model manager.)"""
     canny, kontext = dirs
     toml = tmp_path / "models.toml"
     toml.write_text(
@@ -59,10 +60,18 @@ def control_registry(dirs: tuple[Path, Path], tmp_path: Path, *, steps: int = 2,
         f'[models.flux_canny]\nid = "{canny}"\n[models.flux_kontext]\nid = "{kontext}"\n',
         encoding="utf-8",
     )
-    settings = Settings(allowed_roots=(tmp_path,), cache_dir=tmp_path / "cache", models_file=toml)
-    return Registry.from_settings(settings)
+    return Settings(allowed_roots=(tmp_path,), cache_dir=tmp_path / "cache", models_file=toml)
 
 
-@pytest.fixture
-def control_run(tiny_flux_control: tuple[Path, Path], tmp_path: Path) -> Bricks:
+def control_registry(dirs: tuple[Path, Path], tmp_path: Path, **more: Any) -> Registry:
+    return Registry.from_settings(control_settings(dirs, tmp_path, **more))
+
+
+@pytest.fixture(params=["here", pytest.param("ray", marks=pytest.mark.slow)])
+def control_run(request: pytest.FixtureRequest, tiny_flux_control: tuple[Path, Path], tmp_path: Path) -> Bricks:
+    """Call bricks on the tiny Canny and Kontext models, computed here and in a Ray Serve deployment."""
+    if request.param == "ray":
+        from tests.ray_cluster import through_ray
+
+        return Bricks(through_ray(request, control_settings(tiny_flux_control, tmp_path)))
     return Bricks(control_registry(tiny_flux_control, tmp_path))

@@ -167,6 +167,17 @@ def gpu_registry(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) ->
 
 
 @pytest.fixture
-def gpu(gpu_registry: Registry) -> Bricks:
-    """Call bricks through `gpu_registry` (its models stay loaded between tests)."""
+def gpu_here(gpu_registry: Registry) -> Bricks:
+    """Call bricks through `gpu_registry` (its models stay loaded between tests), for tests that
+    patch the bricks' modules or models in this process."""
+    return Bricks(gpu_registry)
+
+
+@pytest.fixture(params=["here", pytest.param("ray", marks=pytest.mark.slow)])
+def gpu(request: pytest.FixtureRequest, gpu_registry: Registry) -> Bricks:
+    """`gpu_here`, and the same bricks computed in Ray Serve deployments of the tiny models."""
+    if request.param == "ray":
+        from tests.ray_cluster import through_ray
+
+        return Bricks(through_ray(request, gpu_registry.settings))
     return Bricks(gpu_registry)
